@@ -1,0 +1,157 @@
+#include "broker/config/config_file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace edgemq::config {
+
+using json = nlohmann::json;
+
+namespace {
+
+class reader {
+public:
+    reader(const std::string& source, const json& object, std::string prefix = {})
+        : source_(source), object_(object), prefix_(std::move(prefix)) {}
+
+    [[noreturn]] void fail(std::string_view key, std::string_view why) const {
+        throw config_error(source_ + ": key '" + prefix_ + std::string(key) + "': " + std::string(why));
+    }
+
+    const json* find(std::string_view key) const {
+        auto it = object_.find(std::string(key));
+        return it == object_.end() ? nullptr : &*it;
+    }
+
+    template <class T>
+    void integer(std::string_view key, T& out, std::uint64_t min, std::uint64_t max) const {
+        const json* v = find(key);
+        if (!v) return;
+        if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() && v->get<std::int64_t>() < 0))
+            fail(key, "must be a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+        const auto value = v->get<std::uint64_t>();
+        if (value < min || value > max)
+            fail(key, std::to_string(value) + " is out of range " + std::to_string(min) + ".." + std::to_string(max));
+        out = static_cast<T>(value);
+    }
+
+    void boolean(std::string_view key, bool& out) const {
+        const json* v = find(key);
+        if (!v) return;
+        if (!v->is_boolean()) fail(key, "must be true or false");
+        out = v->get<bool>();
+    }
+
+    void text(std::string_view key, std::string& out) const {
+        const json* v = find(key);
+        if (!v) return;
+        if (!v->is_string()) fail(key, "must be a string");
+        out = v->get<std::string>();
+    }
+
+    // Seconds, fractions allowed (e.g. 0.5).
+    void seconds(std::string_view key, std::chrono::milliseconds& out, double max) const {
+        const json* v = find(key);
+        if (!v) return;
+        if (!v->is_number()) fail(key, "must be a number of seconds");
+        const double s = v->get<double>();
+        if (!(s > 0) || s > max) fail(key, "must be more than 0 and at most " + std::to_string(static_cast<long>(max)) + " seconds");
+        out = std::chrono::milliseconds(static_cast<long long>(s * 1000));
+    }
+
+    void reject_unknown(std::initializer_list<std::string_view> known) const {
+        for (auto it = object_.begin(); it != object_.end(); ++it) {
+            bool ok = false;
+            for (std::string_view k : known) ok = ok || it.key() == k;
+            if (!ok) fail(it.key(), "unknown key");
+        }
+    }
+
+    const std::string& source() const { return source_; }
+    const std::string& prefix() const { return prefix_; }
+
+private:
+    const std::string& source_;
+    const json& object_;
+    std::string prefix_;
+};
+
+void read_listeners(const reader& top, const json& value, std::vector<core::listener_settings>& out) {
+    if (!value.is_array() || value.empty()) top.fail("listeners", "must be a non-empty array of listener objects");
+    out.clear();
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const std::string prefix = "listeners[" + std::to_string(i) + "].";
+        if (!value[i].is_object()) top.fail("listeners[" + std::to_string(i) + "]", "must be an object");
+        reader r(top.source(), value[i], prefix);
+        r.reject_unknown({"type", "bind", "port"});
+        core::listener_settings ls;
+        r.text("type", ls.type);
+        if (ls.type != "mqtt") r.fail("type", "'" + ls.type + "' is not supported (supported: mqtt)");
+        r.text("bind", ls.bind);
+        r.integer("port", ls.port, 0, 65535);
+        out.push_back(ls);
+    }
+}
+
+}  // namespace
+
+void load_text(std::string_view text, const std::string& source, app_settings& settings) {
+    json doc;
+    try {
+        doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+        // e.what() reads "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+        std::string what = e.what();
+        if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+        throw config_error(source + ": not valid JSON: " + what);
+    }
+    if (!doc.is_object()) throw config_error(source + ": must hold a JSON object { ... }");
+
+    reader r(source, doc);
+    r.reject_unknown({"listeners", "workers", "log_level", "data_dir", "connect_timeout", "max_keep_alive",
+                      "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
+                      "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
+                      "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer"});
+    core::broker_settings& b = settings.broker;
+    if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
+    r.integer("workers", b.workers, 0, 1024);
+    if (const json* v = r.find("log_level")) {
+        if (!v->is_string() || !log::parse_level(v->get<std::string>(), settings.log_level))
+            r.fail("log_level", "must be one of error, warn, info, debug, trace");
+    }
+    r.text("data_dir", b.data_dir);
+    r.seconds("connect_timeout", b.connect_timeout, 3600);
+    r.integer("max_keep_alive", b.max_keep_alive, 0, 65535);
+    r.integer("max_packet_size", b.max_packet_size, 64, 268'435'455);
+    r.integer("receive_maximum", b.receive_maximum, 1, 65535);
+    r.integer("topic_alias_maximum", b.topic_alias_maximum, 0, 65535);
+    r.boolean("send_topic_aliases", b.send_topic_aliases);
+    r.integer("max_session_expiry", b.max_session_expiry, 0, 0xFFFF'FFFF);
+    r.boolean("retain_available", b.retain_available);
+    r.integer("maximum_qos", b.maximum_qos, 0, 2);
+    r.integer("max_queued_messages", b.queue.max_messages, 0, std::numeric_limits<std::uint32_t>::max());
+    r.integer("max_queued_bytes", b.queue.max_bytes, 0, std::numeric_limits<std::int64_t>::max());
+    if (const json* v = r.find("queue_full_policy")) {
+        const std::string policy = v->is_string() ? v->get<std::string>() : std::string();
+        if (policy == "drop_oldest") b.queue.when_full = session::queue_full_policy::drop_oldest;
+        else if (policy == "drop_newest") b.queue.when_full = session::queue_full_policy::drop_newest;
+        else r.fail("queue_full_policy", "must be \"drop_oldest\" or \"drop_newest\"");
+    }
+    r.boolean("queue_qos0_offline", b.queue_qos0_offline);
+    r.integer("max_output_buffer", b.max_output_buffer, 4096, std::numeric_limits<std::uint32_t>::max());
+}
+
+void load_file(const std::string& path, app_settings& settings) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(path + ": cannot open the configuration file: " + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw config_error(path + ": cannot read the configuration file");
+    load_text(text.str(), path, settings);
+}
+
+}  // namespace edgemq::config

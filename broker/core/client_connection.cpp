@@ -1,0 +1,578 @@
+#include "broker/core/client_connection.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "broker/core/log.hpp"
+#include "broker/protocol/validate.hpp"
+
+namespace edgemq::core {
+
+using protocol::packet_type;
+using protocol::protocol_version;
+using protocol::reason_code;
+
+namespace {
+
+template <class... Fs>
+struct overloaded : Fs... {
+    using Fs::operator()...;
+};
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;
+
+constexpr std::uint32_t protocol_max_packet_size = 268'435'455;
+
+std::string_view version_name(protocol_version v) {
+    switch (v) {
+        case protocol_version::v31: return "3.1";
+        case protocol_version::v311: return "3.1.1";
+        case protocol_version::v5: return "5";
+    }
+    return "?";
+}
+
+}  // namespace
+
+// Adapts the connection to outbound_flow::pump().
+struct client_connection::flow_sink {
+    client_connection& conn;
+    bool can_send() const noexcept { return conn.can_send(); }
+    bool publish(const session::delivery& d, std::uint16_t packet_id, bool dup) {
+        return conn.send_publish(d, packet_id, dup);
+    }
+    void pubrel(std::uint16_t packet_id) { conn.send_ack(packet_type::pubrel, packet_id, reason_code::success); }
+};
+
+client_connection::client_connection(worker_core& core, connection_io& io, std::string peer)
+    : core_(core), io_(io), peer_(std::move(peer)) {
+    opened_at_ = last_packet_at_ = core_.now();
+}
+
+client_connection::~client_connection() {
+    // Torn down without a close (the worker is going away): leave the session, but do
+    // not call back into the transport, which is being destroyed.
+    if (phase_ == phase::connected && session_) {
+        core_.shared().counters().connections_current.fetch_sub(1, std::memory_order_relaxed);
+        core_.detach(*session_, worker_core::detach_reason::shutdown);
+    }
+}
+
+std::string_view client_connection::client_id() const noexcept {
+    return session_ ? std::string_view(session_->client_id) : std::string_view();
+}
+
+void client_connection::on_input(std::string_view bytes) {
+    if (closed()) return;
+    std::string_view data = bytes;
+    if (!input_.empty()) {
+        input_.append(bytes);
+        data = input_;
+    }
+    const auto& cfg = core_.settings();
+    std::size_t offset = 0;
+    while (!closed()) {
+        const std::string_view rest = data.substr(offset);
+        protocol::fixed_header header;
+        const protocol::frame_status status = protocol::parse_fixed_header(rest, header);
+        if (status == protocol::frame_status::need_more) break;
+        if (status == protocol::frame_status::malformed) {
+            fail(reason_code::malformed_packet, "[MQTT-1.5.5-1] remaining length longer than 4 bytes");
+            break;
+        }
+        if (phase_ == phase::awaiting_connect) {
+            if (header.packet_size() > std::min(cfg.max_connect_packet_size, cfg.max_packet_size)) {
+                log::debug("closing ", peer_, ": CONNECT of ", header.packet_size(), " bytes is too large");
+                phase_ = phase::closed;
+                io_.close();
+                break;
+            }
+        } else if (header.packet_size() > cfg.max_packet_size) {
+            fail(reason_code::packet_too_large, "[MQTT-3.2.2-15] packet exceeds the Maximum Packet Size");
+            break;
+        }
+        if (rest.size() < header.packet_size()) break;
+        last_packet_at_ = core_.now();
+        handle_packet(header, rest.substr(header.header_size, header.remaining_length), rest);
+        offset += header.packet_size();
+    }
+    if (closed()) {
+        std::string().swap(input_);
+        return;
+    }
+    if (!input_.empty() && data.data() == input_.data()) {
+        input_.erase(0, offset);
+    } else {
+        input_.assign(data.substr(offset));
+    }
+    if (input_.empty()) std::string().swap(input_);  // idle connections keep no buffer
+}
+
+bool client_connection::handle_packet(const protocol::fixed_header& header, std::string_view body,
+                                      std::string_view rest) {
+    if (phase_ == phase::awaiting_connect) {
+        if (header.type != packet_type::connect) {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT; no CONNACK for anything else.
+            log::debug("closing ", peer_, ": first packet is ", protocol::to_string(header.type), ", not CONNECT");
+            phase_ = phase::closed;
+            io_.close();
+            return false;
+        }
+        return handle_connect(header, body, rest);
+    }
+    if (header.type == packet_type::connect) {
+        fail(reason_code::protocol_error, "[MQTT-3.1.0-2] second CONNECT");
+        return false;
+    }
+    if (!protocol::sent_by_client(header.type)) {
+        fail(reason_code::protocol_error, "packet type only a server may send");
+        return false;
+    }
+    auto decoded = protocol::decode(version_, header, body);
+    if (!decoded) {
+        fail(decoded.err());
+        return false;
+    }
+    std::visit(overloaded{
+                   [&](protocol::publish& p) { handle_publish(p); },
+                   [&](protocol::puback& p) { handle_puback(p); },
+                   [&](protocol::pubrec& p) { handle_pubrec(p); },
+                   [&](protocol::pubrel& p) { handle_pubrel(p); },
+                   [&](protocol::pubcomp& p) { handle_pubcomp(p); },
+                   [&](protocol::subscribe& p) { handle_subscribe(p); },
+                   [&](protocol::unsubscribe& p) { handle_unsubscribe(p); },
+                   [&](protocol::pingreq&) { send(protocol::pingresp{}); },
+                   [&](protocol::disconnect& p) { handle_disconnect(p); },
+                   [&](protocol::auth& p) { handle_auth(p); },
+                   [&](auto&) { fail(reason_code::protocol_error, "packet type only a server may send"); },
+               },
+               decoded.value());
+    return !closed();
+}
+
+bool client_connection::handle_connect(const protocol::fixed_header& header, std::string_view body,
+                                       std::string_view rest) {
+    auto decoded = protocol::decode(protocol_version::v5, header, body);
+    if (!decoded) {
+        const protocol::error& err = decoded.err();
+        const auto preamble = protocol::peek_connect_preamble(body);
+        if (err.code == reason_code::unsupported_protocol_version) {
+            // [MQTT-3.1.2-2]: answer 0x01 in the 3.1.1 format, which every version parses.
+            refuse_connect(protocol_version::v311, err.code, err.what);
+        } else if (preamble && preamble->level == 5 && preamble->protocol_name == "MQTT") {
+            refuse_connect(protocol_version::v5, err.code, err.what);
+        } else {
+            // [MQTT-3.1.4-1]: a 3.1.1 CONNECT that does not conform closes without CONNACK.
+            log::info("connection refused: ", peer_, ": malformed CONNECT: ", err.what);
+            phase_ = phase::closed;
+            io_.close();
+        }
+        return false;
+    }
+    auto& c = std::get<protocol::connect>(decoded.value());
+    version_ = c.version == protocol_version::v31 ? protocol_version::v311 : c.version;
+    const bool v5 = version_ == protocol_version::v5;
+    const broker_settings& cfg = core_.settings();
+    request_problem_information_ = !v5 || c.props.request_problem_information.value_or(1) != 0;
+
+    if (v5 && c.props.authentication_method) {
+        refuse_connect(version_, reason_code::bad_authentication_method,
+                       "enhanced authentication is not supported");
+        return false;
+    }
+    std::string client_id = c.client_id;
+    bool assigned_id = false;
+    if (client_id.empty()) {
+        if (!v5 && !c.clean_start) {
+            refuse_connect(version_, reason_code::client_identifier_not_valid,
+                           "[MQTT-3.1.3-8] a zero-byte client id needs clean session");
+            return false;
+        }
+        client_id = core_.shared().assign_client_id();  // [MQTT-3.1.3-6]
+        assigned_id = true;
+    }
+    if (c.will) {
+        if (c.will->qos > cfg.maximum_qos) {
+            refuse_connect(version_, reason_code::qos_not_supported, "[MQTT-3.2.2-12] Will QoS above Maximum QoS");
+            return false;
+        }
+        if (c.will->retain && !cfg.retain_available) {
+            refuse_connect(version_, reason_code::retain_not_supported, "[MQTT-3.2.2-13] retained Will not supported");
+            return false;
+        }
+        if (v5 && c.will->props.payload_format_indicator.value_or(0) == 1 &&
+            !protocol::is_valid_utf8(c.will->payload)) {
+            refuse_connect(version_, reason_code::payload_format_invalid,
+                           "[MQTT-3.1.3-?] Will payload is not UTF-8 as its format indicator says");
+            return false;
+        }
+    }
+
+    // 3.1.1 Clean Session 0 keeps the session until it is cleaned; v5 says how long.
+    std::uint32_t expiry = v5 ? c.props.session_expiry_interval.value_or(0) : (c.clean_start ? 0 : 0xFFFF'FFFF);
+    bool expiry_changed = false;
+    if (expiry > cfg.max_session_expiry) {
+        expiry = cfg.max_session_expiry;
+        expiry_changed = v5;
+    }
+
+    const auto opened = core_.open_session(*this, c, client_id, expiry);
+    if (opened.migrate_to) {
+        phase_ = phase::migrated;
+        io_.migrate(*opened.migrate_to, std::string(rest));
+        return false;
+    }
+    session_ = opened.session;
+    phase_ = phase::connected;
+    core_.shared().counters().connections_current.fetch_add(1, std::memory_order_relaxed);
+    core_.shared().counters().connections_total.fetch_add(1, std::memory_order_relaxed);
+
+    keep_alive_ = c.keep_alive;
+    bool keep_alive_changed = false;
+    if (v5 && cfg.max_keep_alive != 0 && (c.keep_alive == 0 || c.keep_alive > cfg.max_keep_alive)) {
+        keep_alive_ = cfg.max_keep_alive;  // [MQTT-3.2.2-21]
+        keep_alive_changed = true;
+    }
+    client_receive_maximum_ = c.props.receive_maximum.value_or(65535);
+    client_maximum_packet_size_ = c.props.maximum_packet_size.value_or(protocol_max_packet_size);
+    inbound_aliases_.reset(v5 ? cfg.topic_alias_maximum : 0);
+    outbound_aliases_.reset(v5 && cfg.send_topic_aliases ? c.props.topic_alias_maximum.value_or(0) : 0);
+
+    protocol::connack ack;
+    ack.session_present = opened.session_present;  // [MQTT-3.2.2-2..3]
+    if (v5) {
+        if (cfg.receive_maximum != 65535) ack.props.receive_maximum = cfg.receive_maximum;
+        if (cfg.topic_alias_maximum != 0) ack.props.topic_alias_maximum = cfg.topic_alias_maximum;
+        if (cfg.max_packet_size < protocol_max_packet_size) ack.props.maximum_packet_size = cfg.max_packet_size;
+        if (assigned_id) ack.props.assigned_client_identifier = client_id;
+        if (keep_alive_changed) ack.props.server_keep_alive = keep_alive_;
+        if (!cfg.retain_available) ack.props.retain_available = 0;
+        if (cfg.maximum_qos < 2) ack.props.maximum_qos = cfg.maximum_qos;
+        if (expiry_changed) ack.props.session_expiry_interval = expiry;
+    }
+    send(ack);
+    log::info("client connected: ", client_id, " from ", peer_, " (MQTT ", version_name(c.version),
+              ", clean start ", c.clean_start ? 1 : 0, ", keep alive ", keep_alive_, "s, session ",
+              opened.session_present ? "resumed" : "new", ")");
+    if (opened.session_present) session_->outbound.resume();  // [MQTT-4.4.0-1]
+    pump();
+    return true;
+}
+
+void client_connection::refuse_connect(protocol_version version, reason_code code, const char* why) {
+    protocol::connack ack;
+    ack.code = code;
+    if (version == protocol_version::v5) {
+        if (!protocol::is_valid_for(protocol::reason_context::connack, code)) ack.code = reason_code::unspecified_error;
+        add_reason(ack.props, why);
+    }
+    protocol::encode(version, ack, output_);
+    io_.output_ready();
+    log::info("connection refused: ", peer_, ": ", protocol::to_string(code), ": ", why);
+    phase_ = phase::closed;
+    io_.close();
+}
+
+void client_connection::handle_publish(protocol::publish& p) {
+    client_session& s = *session_;
+    const broker_settings& cfg = core_.settings();
+    const bool v5 = version_ == protocol_version::v5;
+
+    if (p.qos > cfg.maximum_qos) return fail(reason_code::qos_not_supported, "[MQTT-3.2.2-11] QoS above Maximum QoS");
+    if (p.retain && !cfg.retain_available)
+        return fail(reason_code::retain_not_supported, "[MQTT-3.2.2-14] retain not supported");
+
+    if (v5 && p.props.topic_alias) {
+        const std::uint16_t alias = *p.props.topic_alias;
+        if (!inbound_aliases_.in_range(alias))
+            return fail(reason_code::topic_alias_invalid, "[MQTT-3.3.2-9] Topic Alias above Topic Alias Maximum");
+        if (p.topic.empty()) {
+            const std::string* topic = inbound_aliases_.resolve(alias);
+            if (!topic) return fail(reason_code::protocol_error, "[MQTT-3.3.4-?] Topic Alias not defined on this connection");
+            p.topic = *topic;
+        } else {
+            inbound_aliases_.define(alias, p.topic);
+        }
+    } else if (p.topic.empty()) {
+        return fail(reason_code::protocol_error, "PUBLISH without topic name or Topic Alias");
+    }
+
+    const bool duplicate_qos2 = p.qos == 2 && s.inbound_qos2.count(p.packet_id) != 0;
+    if (v5 && p.qos > 0 && !duplicate_qos2 && inbound_qos_in_flight() >= cfg.receive_maximum)
+        return fail(reason_code::receive_maximum_exceeded, "[MQTT-3.3.4-9] Receive Maximum exceeded");
+
+    // [MQTT-3.3.2-?] A receiver MAY check the Payload Format Indicator.
+    if (v5 && p.props.payload_format_indicator.value_or(0) == 1 && !protocol::is_valid_utf8(p.payload)) {
+        if (p.qos == 0) return fail(reason_code::payload_format_invalid, "payload is not the UTF-8 its format indicator says");
+        return send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
+                        reason_code::payload_format_invalid);
+    }
+    // $SYS topics are the broker's own; clients may read them but not publish to them.
+    if (p.topic.starts_with("$SYS/") || p.topic == "$SYS") {
+        log::debug("dropping PUBLISH of ", s.client_id, " to ", p.topic);
+        if (p.qos > 0)
+            send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
+                     v5 ? reason_code::not_authorized : reason_code::success);
+        return;
+    }
+    if (duplicate_qos2) {
+        // Already routed; acknowledge again, deliver no second copy [MQTT-4.3.3-10].
+        return send_ack(packet_type::pubrec, p.packet_id, reason_code::success);
+    }
+
+    auto msg = std::make_shared<session::message>();
+    msg->topic = std::move(p.topic);
+    msg->payload = std::move(p.payload);
+    msg->qos = p.qos;
+    msg->retain = p.retain;
+    msg->origin = s.key;
+    if (v5) {
+        protocol::encode_forwarded_properties(p.props, msg->forwarded_properties);
+        if (p.props.message_expiry_interval)
+            msg->expires_at = core_.now() + std::chrono::seconds(*p.props.message_expiry_interval);
+    }
+    const std::size_t targets = core_.publish(std::move(msg));
+    const reason_code code = targets == 0 && v5 ? reason_code::no_matching_subscribers : reason_code::success;
+    if (p.qos == 1) {
+        send_ack(packet_type::puback, p.packet_id, code);
+    } else if (p.qos == 2) {
+        s.inbound_qos2.insert(p.packet_id);
+        send_ack(packet_type::pubrec, p.packet_id, code);
+    }
+}
+
+void client_connection::handle_puback(const protocol::puback& p) {
+    session_->outbound.on_puback(p.packet_id);
+    pump();
+}
+
+void client_connection::handle_pubrec(const protocol::pubrec& p) {
+    using outcome = session::outbound_flow::pubrec_outcome;
+    switch (session_->outbound.on_pubrec(p.packet_id, protocol::is_failure(p.code))) {
+        case outcome::send_pubrel:
+            send_ack(packet_type::pubrel, p.packet_id, reason_code::success);
+            break;
+        case outcome::unknown_id:
+            // [MQTT-4.3.3-?] v5 says which id was unknown; 3.1.1 has no way to, and a
+            // PUBREL lets the client finish its side.
+            send_ack(packet_type::pubrel, p.packet_id, reason_code::packet_identifier_not_found);
+            break;
+        case outcome::released:
+            break;
+    }
+    pump();
+}
+
+void client_connection::handle_pubrel(const protocol::pubrel& p) {
+    const bool known = session_->inbound_qos2.erase(p.packet_id) != 0;
+    send_ack(packet_type::pubcomp, p.packet_id,
+             known ? reason_code::success : reason_code::packet_identifier_not_found);
+}
+
+void client_connection::handle_pubcomp(const protocol::pubcomp& p) {
+    session_->outbound.on_pubcomp(p.packet_id);
+    pump();
+}
+
+void client_connection::handle_subscribe(const protocol::subscribe& p) {
+    protocol::suback ack;
+    ack.packet_id = p.packet_id;
+    ack.codes = core_.subscribe(*session_, p);
+    send(ack);  // [MQTT-3.8.4-1]: before the retained messages it brings
+    core_.deliver_retained_after_subscribe(*session_);
+}
+
+void client_connection::handle_unsubscribe(const protocol::unsubscribe& p) {
+    protocol::unsuback ack;
+    ack.packet_id = p.packet_id;
+    ack.codes = core_.unsubscribe(*session_, p);
+    send(ack);
+}
+
+void client_connection::handle_disconnect(const protocol::disconnect& p) {
+    if (version_ == protocol_version::v5 && p.props.session_expiry_interval) {
+        const std::uint32_t requested = *p.props.session_expiry_interval;
+        if (session_->expiry_interval == 0 && requested != 0)
+            return fail(reason_code::protocol_error, "[MQTT-3.14.2-2] Session Expiry set on DISCONNECT after 0 on CONNECT");
+        session_->expiry_interval = std::min(requested, core_.settings().max_session_expiry);
+    }
+    // Any reason but Normal disconnection publishes the Will [MQTT-3.14.4-3].
+    finish(p.code == reason_code::success ? worker_core::detach_reason::normal
+                                          : worker_core::detach_reason::with_will,
+           p.code == reason_code::success ? std::string_view("client disconnected")
+                                          : protocol::to_string(p.code));
+}
+
+void client_connection::handle_auth(const protocol::auth&) {
+    // No Authentication Method was agreed in CONNECT [MQTT-4.12.0-?].
+    fail(reason_code::protocol_error, "AUTH without an Authentication Method in CONNECT");
+}
+
+void client_connection::fail(reason_code code, const char* why) {
+    if (closed()) return;
+    if (phase_ == phase::connected && version_ == protocol_version::v5) {
+        protocol::disconnect d;
+        d.code = protocol::is_valid_for(protocol::reason_context::disconnect, code) ? code
+                                                                                   : reason_code::unspecified_error;
+        add_reason(d.props, why);
+        send(d);
+    }
+    log::info("closing connection of ", session_ ? std::string_view(session_->client_id) : std::string_view(peer_),
+              ": ", protocol::to_string(code), ": ", why);
+    if (phase_ == phase::connected) {
+        finish(worker_core::detach_reason::with_will, why);
+    } else {
+        phase_ = phase::closed;
+        io_.close();
+    }
+}
+
+void client_connection::finish(worker_core::detach_reason why, std::string_view log_reason) {
+    if (closed()) return;
+    const bool was_connected = phase_ == phase::connected;
+    phase_ = phase::closed;
+    if (was_connected && session_) {
+        log::info("client disconnected: ", session_->client_id, " (", log_reason, ")");
+        client_session* s = session_;
+        session_ = nullptr;
+        core_.shared().counters().connections_current.fetch_sub(1, std::memory_order_relaxed);
+        core_.detach(*s, why);
+    }
+    io_.close();
+}
+
+void client_connection::on_transport_closed(std::string_view why) {
+    if (closed()) return;
+    if (phase_ == phase::connected) {
+        finish(worker_core::detach_reason::with_will, why);  // [MQTT-3.1.2-8]: the Will is due
+    } else {
+        phase_ = phase::closed;
+    }
+}
+
+void client_connection::tick() {
+    if (closed()) return;
+    const session::time_point now = core_.now();
+    if (phase_ == phase::awaiting_connect) {
+        if (now - opened_at_ >= core_.settings().connect_timeout) {
+            log::debug("closing ", peer_, ": no CONNECT within the connect timeout");
+            phase_ = phase::closed;
+            io_.close();
+        }
+        return;
+    }
+    // [MQTT-3.1.2-24]: silence for one and a half Keep Alive periods ends the connection.
+    if (keep_alive_ != 0 && now - last_packet_at_ >= std::chrono::milliseconds(keep_alive_) * 1500)
+        fail(reason_code::keep_alive_timeout, "[MQTT-3.1.2-24] Keep Alive timeout");
+}
+
+void client_connection::shut_down() {
+    if (closed()) return;
+    if (phase_ == phase::connected && version_ == protocol_version::v5) {
+        protocol::disconnect d;
+        d.code = reason_code::server_shutting_down;
+        send(d);
+    }
+    if (phase_ == phase::connected) {
+        finish(worker_core::detach_reason::shutdown, "broker shutting down");
+    } else {
+        phase_ = phase::closed;
+        io_.close();
+    }
+}
+
+void client_connection::take_over() {
+    if (closed()) return;
+    if (version_ == protocol_version::v5) {
+        protocol::disconnect d;
+        d.code = reason_code::session_taken_over;  // [MQTT-3.1.4-3]
+        send(d);
+    }
+    finish(worker_core::detach_reason::taken_over, "session taken over");
+}
+
+void client_connection::pump() {
+    if (phase_ != phase::connected || !session_) return;
+    const std::size_t before = output_.size();
+    flow_sink sink{*this};
+    session_->outbound.pump(core_.now(), client_receive_maximum_, sink);
+    if (output_.size() != before) io_.output_ready();
+}
+
+void client_connection::on_output_written() { pump(); }
+
+void client_connection::send(const protocol::packet& p) {
+    if (version_ == protocol_version::v5 && protocol::encoded_size(version_, p) > client_maximum_packet_size_) {
+        // [MQTT-3.1.2-24..25] Never send more than the client accepts. Only CONNACK,
+        // SUBACK, UNSUBACK and DISCONNECT can get here large, by their reason strings;
+        // a packet still too large without them is not sent.
+        protocol::packet trimmed = p;
+        std::visit([](auto& packet) {
+            if constexpr (requires { packet.props; }) {
+                packet.props.reason_string.reset();
+                packet.props.user_properties.clear();
+            }
+        }, trimmed);
+        if (protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_) return;
+        protocol::encode(version_, trimmed, output_);
+    } else {
+        protocol::encode(version_, p, output_);
+    }
+    io_.output_ready();
+}
+
+void client_connection::send_ack(packet_type type, std::uint16_t packet_id, reason_code code) {
+    if (version_ != protocol_version::v5) code = reason_code::success;
+    auto make = [&](auto ack) {
+        ack.packet_id = packet_id;
+        ack.code = code;
+        return ack;
+    };
+    switch (type) {
+        case packet_type::puback: send(make(protocol::puback{})); break;
+        case packet_type::pubrec: send(make(protocol::pubrec{})); break;
+        case packet_type::pubrel: send(make(protocol::pubrel{})); break;
+        case packet_type::pubcomp: send(make(protocol::pubcomp{})); break;
+        default: break;
+    }
+}
+
+bool client_connection::send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup) {
+    const session::message& m = *d.msg;
+    protocol::publish_header h;
+    h.topic = m.topic;
+    h.qos = d.qos;
+    h.retain = d.retain;
+    h.dup = dup;
+    h.packet_id = packet_id;
+    const bool v5 = version_ == protocol_version::v5;
+    if (v5) {
+        if (m.expires_at != session::never) h.message_expiry_interval = m.remaining_expiry(core_.now());
+        h.subscription_identifiers = d.subscription_ids;
+        h.forwarded_properties = m.forwarded_properties;
+    }
+    // [MQTT-3.1.2-25]: too large for the client means discarded, as if sent.
+    if (protocol::publish_packet_size(version_, h, m.payload.size()) > client_maximum_packet_size_) {
+        log::debug("dropping message on ", m.topic, " for ", client_id(), ": larger than its Maximum Packet Size");
+        return false;
+    }
+    if (v5) {
+        const auto alias = outbound_aliases_.pick(m.topic);
+        h.topic_alias = alias.alias;
+        if (!alias.send_topic) h.topic = {};
+    }
+    protocol::encode_publish_header(version_, h, m.payload.size(), output_);
+    output_.append(m.payload);
+    core_.counters().messages_sent.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void client_connection::add_reason(protocol::properties& props, const char* why) const {
+    if (request_problem_information_ && why && *why) props.reason_string = why;
+}
+
+std::uint16_t client_connection::inbound_qos_in_flight() const noexcept {
+    return static_cast<std::uint16_t>(std::min<std::size_t>(session_->inbound_qos2.size(), 65535));
+}
+
+}  // namespace edgemq::core

@@ -1,0 +1,117 @@
+// The MQTT protocol of one network connection, without the network: bytes in, packets
+// decoded and handled against the worker's sessions, bytes out. The network layer owns
+// one per socket, feeds it what it reads and writes what it produces; tests feed bytes
+// and read bytes with a fake clock.
+//
+// Threading: everything runs on the owning worker's thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "broker/core/worker_core.hpp"
+#include "broker/protocol/codec.hpp"
+#include "broker/protocol/packets.hpp"
+#include "broker/session/topic_aliases.hpp"
+
+namespace edgemq::core {
+
+// What the connection needs from its transport. Implemented by net/ (a TCP socket)
+// and by tests. Called only on the worker's thread.
+class connection_io {
+public:
+    virtual ~connection_io() = default;
+    // output() holds new bytes: write them once the current batch of work is done.
+    virtual void output_ready() = 0;
+    // Write what output() holds, then close the socket. No more input is processed.
+    virtual void close() = 0;
+    // Hand the socket to `worker`, which starts a new connection whose first input is
+    // `replay` (the CONNECT and anything after it). This connection is done.
+    virtual void migrate(unsigned worker, std::string replay) = 0;
+};
+
+class client_connection {
+public:
+    client_connection(worker_core& core, connection_io& io, std::string peer);
+    ~client_connection();
+    client_connection(const client_connection&) = delete;
+    client_connection& operator=(const client_connection&) = delete;
+
+    // Bytes read from the socket. Every complete packet is handled; a partial one is
+    // kept until the rest arrives.
+    void on_input(std::string_view bytes);
+    // Encoded packets waiting to be written. The transport takes them (e.g. swap) when
+    // it starts a write.
+    std::string& output() noexcept { return output_; }
+    // A write finished: room for more, so send what the session has waiting.
+    void on_output_written();
+    // The socket is gone (EOF, error, or closed after close()).
+    void on_transport_closed(std::string_view why);
+    // Keep Alive [MQTT-3.1.2-24] and CONNECT timeout. Call periodically.
+    void tick();
+    // The broker is stopping: DISCONNECT 0x8B (v5) and close.
+    void shut_down();
+    // The session moved to a newer connection: DISCONNECT 0x8E (v5) and close
+    // [MQTT-3.1.4-3]. Called by worker_core::open_session.
+    void take_over();
+
+    bool closed() const noexcept { return phase_ == phase::closed || phase_ == phase::migrated; }
+    const std::string& peer() const noexcept { return peer_; }
+    std::string_view client_id() const noexcept;
+
+    // Used by worker_core when delivering: sends what the session has queued.
+    void pump();
+
+private:
+    enum class phase : std::uint8_t { awaiting_connect, connected, closed, migrated };
+
+    bool handle_packet(const protocol::fixed_header& header, std::string_view body, std::string_view rest);
+    bool handle_connect(const protocol::fixed_header& header, std::string_view body, std::string_view rest);
+    void handle_publish(protocol::publish& p);
+    void handle_puback(const protocol::puback& p);
+    void handle_pubrec(const protocol::pubrec& p);
+    void handle_pubrel(const protocol::pubrel& p);
+    void handle_pubcomp(const protocol::pubcomp& p);
+    void handle_subscribe(const protocol::subscribe& p);
+    void handle_unsubscribe(const protocol::unsubscribe& p);
+    void handle_disconnect(const protocol::disconnect& p);
+    void handle_auth(const protocol::auth& p);
+
+    void refuse_connect(protocol::protocol_version version, protocol::reason_code code, const char* why);
+    // Protocol violation or resource limit: DISCONNECT with `code` (v5), close, Will due.
+    void fail(protocol::reason_code code, const char* why);
+    void fail(const protocol::error& err) { fail(err.code, err.what); }
+    // Ends the connection; `why` decides what happens to the Will.
+    void finish(worker_core::detach_reason why, std::string_view log_reason);
+
+    void send(const protocol::packet& p);
+    void send_ack(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
+    bool can_send() const noexcept { return output_.size() < core_.settings().max_output_buffer; }
+    bool send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup);
+    // Reason String for the client, unless it asked us not to [MQTT-3.1.2-29].
+    void add_reason(protocol::properties& props, const char* why) const;
+    std::uint16_t inbound_qos_in_flight() const noexcept;
+
+    struct flow_sink;
+
+    worker_core& core_;
+    connection_io& io_;
+    std::string peer_;
+    phase phase_ = phase::awaiting_connect;
+    protocol::protocol_version version_ = protocol::protocol_version::v311;
+    session::time_point opened_at_;
+    session::time_point last_packet_at_;
+    std::uint16_t keep_alive_ = 0;                 // seconds, as in force
+    std::uint16_t client_receive_maximum_ = 65535;
+    std::uint32_t client_maximum_packet_size_ = 268'435'455;
+    bool request_problem_information_ = true;
+    session::inbound_aliases inbound_aliases_;
+    session::outbound_aliases outbound_aliases_;
+    client_session* session_ = nullptr;
+    std::string input_;   // an incomplete packet carried over between reads
+    std::string output_;
+    std::string forwarded_scratch_;
+};
+
+}  // namespace edgemq::core

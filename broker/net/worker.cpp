@@ -1,0 +1,136 @@
+#include "broker/net/worker.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "broker/core/log.hpp"
+#include "broker/net/tcp_connection.hpp"
+
+namespace edgemq::net {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto tick_period = std::chrono::milliseconds(250);
+}
+
+worker::worker(server& owner, core::broker& b, unsigned index)
+    : owner_(owner),
+      index_(index),
+      core_(b, index),
+      context_(1),  // one thread runs it: Asio may skip some locking
+      work_guard_(asio::make_work_guard(context_)),
+      tick_timer_(context_),
+      read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
+
+worker::~worker() { join(); }
+
+void worker::post(std::function<void()> work) { asio::post(context_, std::move(work)); }
+
+void worker::start_thread() {
+    schedule_tick();
+    thread_ = std::thread([this] {
+        for (;;) {
+            try {
+                context_.run();
+                return;
+            } catch (const std::exception& e) {
+                // A bug, not input: log it and keep serving the other connections.
+                log::error("worker ", index_, ": unexpected exception: ", e.what());
+            }
+        }
+    });
+}
+
+void worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void worker::begin_shutdown(std::chrono::milliseconds grace) {
+    asio::post(context_, [this, grace] {
+        shutting_down_ = true;
+        shutdown_deadline_ = std::chrono::steady_clock::now() + grace;
+        core_.shutdown();
+        // Connections still waiting for CONNECT have no session; close them too.
+        std::vector<std::shared_ptr<tcp_connection>> open;
+        for (auto& entry : connections_) open.push_back(entry.second);
+        for (auto& c : open) c->shut_down();
+        core_.flush();
+        flush_dirty();
+    });
+}
+
+void worker::adopt(asio::ip::tcp::socket socket, std::string replay) {
+    boost::system::error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;  // already gone
+    socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    socket.non_blocking(true, ec);
+    std::string peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+    auto connection = std::make_shared<tcp_connection>(*this, std::move(socket), std::move(peer));
+    connections_.emplace(connection.get(), connection);
+    connection_count_.store(connections_.size(), std::memory_order_relaxed);
+    if (shutting_down_) {
+        connection->shut_down();
+        return;
+    }
+    connection->start(std::move(replay));
+}
+
+void worker::forget(tcp_connection* connection) {
+    // Deferred: the caller may be iterating connections_ or running inside the connection.
+    asio::post(context_, [this, connection] {
+        connections_.erase(connection);
+        connection_count_.store(connections_.size(), std::memory_order_relaxed);
+    });
+}
+
+void worker::mark_dirty(const std::shared_ptr<tcp_connection>& connection) {
+    if (connection->dirty) return;
+    connection->dirty = true;
+    dirty_.push_back(connection);
+    if (!flush_posted_) {
+        flush_posted_ = true;
+        asio::post(context_, [this] { flush_dirty(); });
+    }
+}
+
+void worker::flush_dirty() {
+    flush_posted_ = false;
+    std::vector<std::shared_ptr<tcp_connection>> batch;
+    batch.swap(dirty_);
+    for (auto& c : batch) {
+        c->dirty = false;
+        c->flush();
+    }
+    if (dirty_.capacity() < batch.capacity()) {
+        batch.clear();
+        dirty_.swap(batch);  // keep the larger allocation for the next round
+    }
+}
+
+void worker::schedule_tick() {
+    tick_timer_.expires_after(tick_period);
+    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) on_tick();
+    });
+}
+
+void worker::on_tick() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<tcp_connection>> open;
+    open.reserve(connections_.size());
+    for (auto& entry : connections_) open.push_back(entry.second);
+    for (auto& c : open) c->tick(now);
+    core_.tick();
+    if (shutting_down_ && (connections_.empty() || now >= shutdown_deadline_)) {
+        // Done: let run() return once the last handlers have finished.
+        for (auto& c : open) c->close();
+        connections_.clear();
+        connection_count_.store(0, std::memory_order_relaxed);
+        work_guard_.reset();
+        return;
+    }
+    schedule_tick();
+}
+
+}  // namespace edgemq::net

@@ -1,0 +1,174 @@
+// The broker-to-client half of a session's QoS machinery [MQTT-4.3], independent of
+// sockets and encoding:
+//   - a bounded pending queue of deliveries waiting to be sent (the offline queue while
+//     the client is away, and the overflow while its Receive Maximum is used up);
+//   - the in-flight window of QoS 1/2 PUBLISHes awaiting PUBACK, PUBREC or PUBCOMP,
+//     with packet identifiers allocated here;
+//   - resending of unacknowledged PUBLISHes (DUP=1, original packet ids) and of PUBRELs
+//     when a session resumes [MQTT-4.4.0-1].
+//
+// Packet identifiers are derived from a send sequence number: the delivery sent n-th
+// gets id n % 65535 + 1, and the window never spans more than 65535 sequence numbers,
+// so an acknowledgement finds its entry by arithmetic, with no map and no allocation
+// per message [MQTT-2.2.1-3: ids in use are unique].
+//
+// Not thread-safe: owned by one session on one worker.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "broker/session/message.hpp"
+#include "broker/session/ring.hpp"
+
+namespace edgemq::session {
+
+// What a full queue does with one more delivery. Either way the drop is counted.
+enum class queue_full_policy : std::uint8_t {
+    drop_oldest,  // make room by dropping the oldest pending delivery (telemetry keeps the newest)
+    drop_newest,  // refuse the new delivery
+};
+
+struct queue_limits {
+    std::size_t max_messages = 1'000'000;
+    std::size_t max_bytes = std::size_t{1} << 30;
+    queue_full_policy when_full = queue_full_policy::drop_oldest;
+};
+
+struct flow_counters {
+    std::uint64_t dropped_queue_full = 0;
+    std::uint64_t dropped_expired = 0;
+    std::uint64_t dropped_too_large = 0;  // bigger than the client's Maximum Packet Size
+};
+
+class outbound_flow {
+public:
+    static constexpr std::size_t max_window = 65535;
+
+    enum class stage : std::uint8_t { released, awaiting_puback, awaiting_pubrec, awaiting_pubcomp };
+
+    struct inflight_entry {
+        delivery d;
+        std::uint16_t packet_id = 0;
+        stage state = stage::released;
+        bool needs_resend = false;  // set by resume(), cleared when resent or completed
+    };
+
+    explicit outbound_flow(queue_limits limits = {}) : limits_(limits) {}
+
+    void set_limits(const queue_limits& limits) noexcept { limits_ = limits; }
+
+    // Appends to the pending queue under the limits. Returns false when `d` itself was
+    // dropped (drop_newest, or larger than the byte limit on its own).
+    bool enqueue(delivery d);
+
+    // Sends what may be sent now, in order: first in-flight entries marked for resending
+    // by resume(), then pending deliveries. Stops when `sink.can_send()` is false (the
+    // connection's output is backed up) or, for QoS 1/2, when `receive_maximum` PUBLISHes
+    // are unacknowledged [MQTT-3.3.4-9]. Expired deliveries are dropped [MQTT-3.3.2-5].
+    //
+    // Sink: bool can_send(); bool publish(const delivery&, std::uint16_t packet_id, bool dup)
+    // (returns false when the packet was discarded as too large for the client, which
+    // then counts as delivered [MQTT-3.1.2-25]); void pubrel(std::uint16_t packet_id).
+    template <class Sink>
+    void pump(time_point now, std::uint16_t receive_maximum, Sink& sink);
+
+    // Client acknowledgements. Unknown ids return false / unknown_id and change nothing.
+    bool on_puback(std::uint16_t packet_id);
+    enum class pubrec_outcome : std::uint8_t { unknown_id, released, send_pubrel };
+    // A PUBREC with a failure reason code ends the flow without PUBREL [MQTT-4.3.3-4 v5].
+    pubrec_outcome on_pubrec(std::uint16_t packet_id, bool failed);
+    bool on_pubcomp(std::uint16_t packet_id);
+
+    // A new connection took over the session: everything in flight is to be sent again,
+    // PUBLISH with DUP=1 or PUBREL, with original packet ids, by the next pump().
+    void resume() noexcept;
+
+    // Discards everything (Clean Start, session end).
+    void clear() noexcept;
+
+    // Live in-flight entries in send order (for persistence and tests).
+    template <class F>
+    void for_each_inflight(F&& f) const {
+        for (std::size_t i = 0; i < window_.size(); ++i)
+            if (window_[i].state != stage::released) f(window_[i]);
+    }
+    template <class F>
+    void for_each_pending(F&& f) const {
+        for (std::size_t i = 0; i < pending_.size(); ++i) f(pending_[i]);
+    }
+
+    std::size_t inflight() const noexcept { return live_; }
+    std::size_t pending() const noexcept { return pending_.size(); }
+    std::size_t pending_bytes() const noexcept { return pending_bytes_; }
+    bool idle() const noexcept { return live_ == 0 && pending_.empty(); }
+    const flow_counters& counters() const noexcept { return counters_; }
+
+private:
+    static std::uint16_t id_for(std::uint64_t seq) noexcept {
+        return static_cast<std::uint16_t>(seq % max_window + 1);
+    }
+    inflight_entry* find(std::uint16_t packet_id) noexcept;
+    void release(inflight_entry& entry) noexcept;
+    delivery pop_pending() noexcept;
+    // In flight as the client counts it: sent on this connection and not completed.
+    std::size_t outstanding() const noexcept { return live_ - unsent_; }
+
+    ring<delivery> pending_;
+    ring<inflight_entry> window_;       // sequence numbers [head_seq_, head_seq_ + size)
+    std::uint64_t head_seq_ = 0;
+    std::uint64_t resend_from_ = 0;     // no entry before this sequence number needs resending
+    std::size_t live_ = 0;              // entries not released
+    std::size_t unsent_ = 0;            // live entries awaiting resend
+    std::size_t pending_bytes_ = 0;
+    queue_limits limits_;
+    flow_counters counters_;
+};
+
+template <class Sink>
+void outbound_flow::pump(time_point now, std::uint16_t receive_maximum, Sink& sink) {
+    // Resend what the previous connection left unacknowledged, in the original order.
+    if (resend_from_ < head_seq_) resend_from_ = head_seq_;
+    while (unsent_ > 0 && resend_from_ < head_seq_ + window_.size()) {
+        inflight_entry& entry = window_[resend_from_ - head_seq_];
+        if (!entry.needs_resend) {
+            ++resend_from_;
+            continue;
+        }
+        if (!sink.can_send() || outstanding() >= receive_maximum) return;
+        ++resend_from_;
+        entry.needs_resend = false;
+        --unsent_;
+        if (entry.state == stage::awaiting_pubcomp) {
+            sink.pubrel(entry.packet_id);
+        } else if (!sink.publish(entry.d, entry.packet_id, true)) {
+            ++counters_.dropped_too_large;
+            release(entry);
+        }
+    }
+    while (!pending_.empty() && sink.can_send()) {
+        delivery& next = pending_.front();
+        if (next.msg->expired(now)) {
+            ++counters_.dropped_expired;
+            pop_pending();
+            continue;
+        }
+        if (next.qos == 0) {
+            delivery d = pop_pending();
+            if (!sink.publish(d, 0, false)) ++counters_.dropped_too_large;
+            continue;
+        }
+        if (outstanding() >= receive_maximum || window_.size() >= max_window) return;
+        delivery d = pop_pending();
+        std::uint16_t id = id_for(head_seq_ + window_.size());
+        if (!sink.publish(d, id, false)) {
+            ++counters_.dropped_too_large;
+            continue;
+        }
+        stage state = d.qos == 1 ? stage::awaiting_puback : stage::awaiting_pubrec;
+        window_.push_back(inflight_entry{std::move(d), id, state});
+        ++live_;
+    }
+}
+
+}  // namespace edgemq::session
