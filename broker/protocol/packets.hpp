@@ -110,7 +110,9 @@ struct subscription_options {
 };
 
 struct subscription_request {
-    std::string filter;  // as sent, including any "$share/group/" prefix
+    // As sent, including any "$share/group/" prefix. decode() checked its UTF-8 only:
+    // the session runs validate_topic_filter() and refuses a bad one in SUBACK (0x8F).
+    std::string filter;
     subscription_options options;
     bool operator==(const subscription_request&) const = default;
 };
@@ -133,7 +135,7 @@ struct suback {
 struct unsubscribe {
     std::uint16_t packet_id = 0;
     properties props;
-    std::vector<std::string> filters;  // at least one
+    std::vector<std::string> filters;  // at least one; syntax unchecked, as in subscribe
     bool operator==(const unsubscribe&) const = default;
 };
 
