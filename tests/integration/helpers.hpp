@@ -47,3 +47,51 @@ inline std::string pair_name(int pub, int sub) {
 }
 
 }  // namespace edgemq::test
+
+namespace edgemq::test {
+
+inline wire::props session_expiry(std::uint32_t seconds) {
+    wire::props p;
+    p.u32(wire::prop::session_expiry, seconds);
+    return p;
+}
+
+inline mqtt::properties paho_session_expiry(int seconds) {
+    return mqtt::properties{{mqtt::property::SESSION_EXPIRY_INTERVAL, seconds}};
+}
+
+// Publishes from a raw client and completes the QoS flow (PUBACK, or PUBREC/PUBREL/
+// PUBCOMP). The raw client must not be subscribed to anything meanwhile.
+inline void raw_publish(raw_client& c, const std::string& topic, const std::string& body, std::uint8_t qos,
+                        std::uint16_t packet_id = 1, const wire::props& props = {}, bool retain = false) {
+    wire::publish_spec p;
+    p.version = c.version();
+    p.topic = topic;
+    p.payload = body;
+    p.qos = qos;
+    p.retain = retain;
+    p.packet_id = packet_id;
+    p.properties = props;
+    c.send(wire::publish(p));
+    if (qos == 1) {
+        auto ack = wire::parse_ack(c.expect(wire::PUBACK), c.version());
+        REQUIRE(ack.packet_id == packet_id);
+        REQUIRE(ack.reason < 0x80);
+    } else if (qos == 2) {
+        auto rec = wire::parse_ack(c.expect(wire::PUBREC), c.version());
+        REQUIRE(rec.packet_id == packet_id);
+        REQUIRE(rec.reason < 0x80);
+        c.send(wire::ack(wire::PUBREL, packet_id, c.version()));
+        auto comp = wire::parse_ack(c.expect(wire::PUBCOMP), c.version());
+        REQUIRE(comp.packet_id == packet_id);
+    }
+}
+
+inline std::string raw_version_name(std::uint8_t v) { return v == wire::v5 ? "5.0" : "3.1.1"; }
+
+// Seconds elapsed since `start`, for timing checks.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace edgemq::test

@@ -20,7 +20,7 @@ namespace edgemq::test {
 inline constexpr int v311 = MQTTVERSION_3_1_1;
 inline constexpr int v5 = MQTTVERSION_5;
 inline constexpr int versions[] = {v311, v5};
-inline const char* version_name(int v) { return v == v5 ? "5.0" : "3.1.1"; }
+inline std::string version_name(int v) { return v == v5 ? "5.0" : "3.1.1"; }
 
 class paho_client {
 public:

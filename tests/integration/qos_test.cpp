@@ -6,7 +6,7 @@ using namespace edgemq::test;
 
 TEST_SUITE_BEGIN("integration");
 
-TEST_CASE("[MQTT-3.8.4-8] [MQTT-4.3] QoS 0/1/2 delivered at min(publish QoS, subscription QoS)") {
+TEST_CASE("[MQTT-3.8.4-8] [MQTT-4.3] QoS 0/1/2 delivered at min(publish QoS subscription QoS)") {
     broker_process broker;
     for (int pv : versions) {
         for (int sv : versions) {
