@@ -266,7 +266,7 @@ void client_connection::refuse_connect(protocol_version version, reason_code cod
         if (!protocol::is_valid_for(protocol::reason_context::connack, code)) ack.code = reason_code::unspecified_error;
         add_reason(ack.props, why);
     }
-    protocol::encode(version, ack, output_);
+    protocol::encode(version, ack, output_.bytes());
     io_.output_ready();
     log::info("connection refused: ", peer_, ": ", protocol::to_string(code), ": ", why);
     phase_ = phase::closed;
@@ -281,6 +281,9 @@ void client_connection::handle_publish(protocol::publish& p) {
     if (p.qos > cfg.maximum_qos) return fail(reason_code::qos_not_supported, "[MQTT-3.2.2-11] QoS above Maximum QoS");
     if (p.retain && !cfg.retain_available)
         return fail(reason_code::retain_not_supported, "[MQTT-3.2.2-14] retain not supported");
+
+    if (!p.props.subscription_identifiers.empty())
+        return fail(reason_code::protocol_error, "[MQTT-3.3.4-6] PUBLISH from a client with a Subscription Identifier");
 
     if (v5 && p.props.topic_alias) {
         const std::uint16_t alias = *p.props.topic_alias;
@@ -514,9 +517,9 @@ void client_connection::send(const protocol::packet& p) {
             }
         }, trimmed);
         if (protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_) return;
-        protocol::encode(version_, trimmed, output_);
+        protocol::encode(version_, trimmed, output_.bytes());
     } else {
-        protocol::encode(version_, p, output_);
+        protocol::encode(version_, p, output_.bytes());
     }
     io_.output_ready();
 }
@@ -561,8 +564,8 @@ bool client_connection::send_publish(const session::delivery& d, std::uint16_t p
         h.topic_alias = alias.alias;
         if (!alias.send_topic) h.topic = {};
     }
-    protocol::encode_publish_header(version_, h, m.payload.size(), output_);
-    output_.append(m.payload);
+    core_.encoder().append_header(d.msg, version_, h, m.payload.size(), output_.bytes());
+    output_.append_payload(d.msg);
     core_.counters().messages_sent.fetch_add(1, std::memory_order_relaxed);
     return true;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/core/output_queue.hpp"
 #include "broker/core/worker_core.hpp"
 #include "broker/protocol/codec.hpp"
 #include "broker/protocol/packets.hpp"
@@ -41,9 +42,9 @@ public:
     // Bytes read from the socket. Every complete packet is handled; a partial one is
     // kept until the rest arrives.
     void on_input(std::string_view bytes);
-    // Encoded packets waiting to be written. The transport takes them (e.g. swap) when
-    // it starts a write.
-    std::string& output() noexcept { return output_; }
+    // Encoded packets waiting to be written. The transport takes them (swap) when it
+    // starts a write.
+    output_queue& output() noexcept { return output_; }
     // A write finished: room for more, so send what the session has waiting.
     void on_output_written();
     // The socket is gone (EOF, error, or closed after close()).
@@ -110,7 +111,7 @@ private:
     session::outbound_aliases outbound_aliases_;
     client_session* session_ = nullptr;
     std::string input_;   // an incomplete packet carried over between reads
-    std::string output_;
+    output_queue output_;
     std::string forwarded_scratch_;
 };
 

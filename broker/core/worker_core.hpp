@@ -19,6 +19,7 @@
 
 #include "broker/core/broker.hpp"
 #include "broker/core/client_session.hpp"
+#include "broker/core/publish_encoder.hpp"
 #include "broker/protocol/packets.hpp"
 #include "broker/session/message.hpp"
 
@@ -100,6 +101,9 @@ public:
     // The broker is stopping: ends every connection's session attachment.
     void shutdown();
 
+    // Shared by this worker's connections: one encoding per message and layout.
+    publish_encoder& encoder() noexcept { return encoder_; }
+
     std::size_t session_count() const noexcept { return sessions_.size(); }
     client_session* find_session(std::string_view client_id);
     worker_counters& counters() noexcept { return counters_; }
@@ -138,6 +142,7 @@ private:
     std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
     session::time_point next_retained_sweep_{};
 
+    publish_encoder encoder_;
     worker_counters counters_;
 };
 

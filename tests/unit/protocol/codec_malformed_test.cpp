@@ -293,11 +293,14 @@ TEST_CASE("MQTT-3.1.2-2 CONNECT MQIsdp level 3 decodes as MQTT 3.1") {
 }
 
 TEST_CASE("MQTT-3.1.2-2 peek_connect_preamble reads name and level of any CONNECT") {
-    auto pre = peek_connect_preamble(unhex("0004 4d515454 07 ff"));
+    // The preamble views into the body, so the bodies must outlive it.
+    const std::string mqtt7 = unhex("0004 4d515454 07 ff");
+    auto pre = peek_connect_preamble(mqtt7);
     REQUIRE(pre.has_value());
     CHECK(pre->protocol_name == "MQTT");
     CHECK(pre->level == 7);
-    pre = peek_connect_preamble(unhex("0006 4d5149736470 03"));
+    const std::string mqisdp = unhex("0006 4d5149736470 03");
+    pre = peek_connect_preamble(mqisdp);
     REQUIRE(pre.has_value());
     CHECK(pre->protocol_name == "MQIsdp");
     CHECK_FALSE(peek_connect_preamble(unhex("0004 4d5154")).has_value());
