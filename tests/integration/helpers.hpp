@@ -14,6 +14,11 @@
 #include <string>
 #include <vector>
 
+// Decorator for a test of something edgemq does not do yet (a feature being written, or
+// a reported bug): its failures are printed but do not fail the run, so CI stays green
+// meanwhile. Listed in README.md; remove the decorator when the feature lands.
+#define EDGEMQ_PENDING(why) doctest::may_fail() * doctest::description("pending on edgemq: " why)
+
 namespace edgemq::test {
 
 using namespace std::chrono_literals;

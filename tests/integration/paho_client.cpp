@@ -133,7 +133,14 @@ std::vector<mqtt::const_message_ptr> paho_client::take(std::size_t n, ms timeout
     return out;
 }
 
-bool paho_client::silent(ms quiet) { return next(quiet) == nullptr; }
+bool paho_client::silent(ms quiet) {
+    // Not scaled, unlike next(): a quiet period is a lower bound (and may be time under test).
+    mqtt::const_message_ptr msg;
+    auto deadline = std::chrono::steady_clock::now() + quiet;
+    while (client_.try_consume_message_until(&msg, deadline))
+        if (msg) return false;
+    return true;
+}
 
 std::vector<int> subscription_ids(const mqtt::const_message_ptr& m) {
     std::vector<int> ids;

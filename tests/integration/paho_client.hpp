@@ -53,7 +53,7 @@ public:
     mqtt::const_message_ptr next(ms timeout = ms(3000));
     // Exactly what arrives until `n` messages are in, or the timeout passes.
     std::vector<mqtt::const_message_ptr> take(std::size_t n, ms timeout = ms(3000));
-    // True if no message arrives within `quiet`.
+    // True if no message arrives within `quiet` (not scaled by EDGEMQ_TEST_TIME_SCALE).
     bool silent(ms quiet);
     // Times the connection was lost (no DISCONNECT from our side).
     int lost() const { return lost_; }

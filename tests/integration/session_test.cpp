@@ -15,15 +15,27 @@ TEST_CASE("[MQTT-3.1.2-4] [MQTT-3.1.2-5] persistent session keeps subscriptions 
             paho_client pub(broker, "offline-pub" + suffix, pv);
             paho_client sub(broker, "offline-sub" + suffix, sv);
             connect_all({&pub});
-            auto rsp = sub.connect(false, sv == v5 ? paho_session_expiry(300) : mqtt::properties{});
-            sub.subscribe("offline/" + suffix, 2);
-            sub.disconnect();
+            {
+                // The session is set up over a raw socket so the test can wait for the
+                // broker's close after DISCONNECT: only then is the session offline. A
+                // QoS 0 message sent before that goes to the closing connection and may be
+                // lost, which is allowed.
+                raw_client setup(broker);
+                std::uint8_t raw_version = sv == v5 ? wire::v5 : wire::v311;
+                setup.connect(raw_version, sub.id(), false, sv == v5 ? session_expiry(300) : wire::props{});
+                CHECK(setup.subscribe("offline/" + suffix, wire::sub_options(2)) == wire::bytes{2});
+                setup.send(wire::disconnect(raw_version));
+                REQUIRE(setup.expect_closed());
+            }
 
             for (int q = 0; q <= 2; ++q) pub.publish("offline/" + suffix, "q" + std::to_string(q), q);
 
-            rsp = sub.connect(false, sv == v5 ? paho_session_expiry(300) : mqtt::properties{});
+            auto rsp = sub.connect(false, sv == v5 ? paho_session_expiry(300) : mqtt::properties{});
             CHECK(rsp.is_session_present());
             auto got = sub.take(3);
+            std::string received;
+            for (auto& m : got) received += payload(m) + " ";
+            INFO("received: " << received);
             REQUIRE(got.size() == 3);
             for (int q = 0; q <= 2; ++q) {
                 CHECK(payload(got[static_cast<std::size_t>(q)]) == "q" + std::to_string(q));
@@ -253,7 +265,8 @@ TEST_CASE("[MQTT-3.1.4-3] session takeover: the old v5 connection gets DISCONNEC
     }
 }
 
-TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a graceful broker restart") {
+TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a graceful broker restart" *
+          EDGEMQ_PENDING("storage/ (persistence) not written yet")) {
     broker_process broker;
     {
         paho_client sub(broker, "restart-sub", v5);
@@ -274,7 +287,8 @@ TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a grac
     CHECK(payload(m) == "queued before restart");
 }
 
-TEST_CASE("[MQTT-4.3.2] durability: an acknowledged QoS 1 message queued for an offline session survives kill -9") {
+TEST_CASE("[MQTT-4.3.2] durability: an acknowledged QoS 1 message queued for an offline session survives kill -9" *
+          EDGEMQ_PENDING("storage/ (persistence) not written yet")) {
     // edgemq sends PUBACK only once the message is durable (docs: STYLE.md, storage).
     broker_process broker;
     {

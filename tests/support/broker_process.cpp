@@ -320,7 +320,7 @@ void broker_process::start() {
         }
     });
 
-    auto deadline = std::chrono::steady_clock::now() + 10s;
+    auto deadline = std::chrono::steady_clock::now() + scaled(10s);
     std::unique_lock lock(log_mutex_);
     if (kind_ == broker_kind::edgemq) {
         static const std::regex listening(R"(listening mqtt ([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]+))");
@@ -341,7 +341,7 @@ void broker_process::start() {
             return log_.find(" running", log_start) != std::string::npos || reader_eof_;
         });
         lock.unlock();
-        if (found && wait_until([&] { return can_connect(host_, port_); }, 3s)) return;
+        if (found && wait_until([&] { return can_connect(host_, port_); }, scaled(3s))) return;
         lock.lock();
     }
     std::string why = reader_eof_ ? "exited before listening" : "no listening line within 10 s";
@@ -354,6 +354,7 @@ void broker_process::start() {
 int broker_process::stop(std::chrono::milliseconds grace) {
     if (pid_ <= 0) return 0;
     int status = 0;
+    grace = scaled(grace);
     ::kill(pid_, SIGTERM);
     bool exited = wait_until(
         [&] {

@@ -57,7 +57,7 @@ public:
     // True if the connection is closed within the timeout without any other packet
     // arriving first; the unexpected packet, if any, is in *unexpected.
     bool expect_closed(ms timeout = default_timeout, wire::packet* unexpected = nullptr);
-    // True if nothing at all arrives (and no close) within `quiet`.
+    // True if nothing at all arrives (and no close) within `quiet` (not scaled).
     bool expect_silence(ms quiet);
 
     // CONNECT + read the CONNACK; throws if it is not a CONNACK. Remembers the version
@@ -82,6 +82,7 @@ public:
 
 private:
     bool fill(ms timeout, bool& closed);
+    result read_unscaled(ms timeout);
 
     int fd_ = -1;
     std::uint8_t version_ = wire::v5;
