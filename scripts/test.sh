@@ -45,7 +45,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DEDGEMQ_SANITIZE=address,undefined
 
 step "build and test under TSan"
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
   run_suite build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEMQ_SANITIZE=thread
 
 step "fuzzing (${fuzz_seconds}s per target)"

@@ -112,7 +112,6 @@ private:
     client_session* session_ = nullptr;
     std::string input_;   // an incomplete packet carried over between reads
     output_queue output_;
-    std::string forwarded_scratch_;
 };
 
 }  // namespace edgemq::core

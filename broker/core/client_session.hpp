@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -36,7 +37,8 @@ struct client_session {
 
     // The Will of the current (or last) connection; published when the connection ends
     // abnormally, after will_delay seconds or when the session ends [MQTT-3.1.3-9].
-    std::optional<protocol::will_message> will;
+    // Held by pointer: most sessions have none, and idle sessions should stay small.
+    std::unique_ptr<protocol::will_message> will;
     std::uint32_t will_delay = 0;
     session::time_point will_at = session::never;  // set while a delayed Will waits
 

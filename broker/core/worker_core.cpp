@@ -119,7 +119,7 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     s->version = c.version;
     s->expiry_interval = expiry_interval;
     s->expires_at = session::never;
-    s->will = c.will;
+    s->will = c.will ? std::make_unique<protocol::will_message>(*c.will) : nullptr;
     s->will_delay = c.will ? c.will->props.will_delay_interval.value_or(0) : 0;
     s->will_at = session::never;
     return open_result{s, present, std::nullopt};
