@@ -198,7 +198,19 @@ broker_process::broker_process(broker_config config) : kind_(selected_broker_kin
     data_dir_ = root / "data";
     std::filesystem::create_directories(data_dir_);
     try {
-        start();
+        // Mosquitto's port is picked before it binds, so a parallel test can take it
+        // first: then pick another.
+        for (int attempt = 1;; ++attempt) {
+            try {
+                start();
+                break;
+            } catch (const std::runtime_error& e) {
+                bool port_taken = kind_ == broker_kind::mosquitto &&
+                                  std::string_view(e.what()).find("Address already in use") != std::string_view::npos;
+                if (!port_taken || attempt == 3) throw;
+                port_ = 0;
+            }
+        }
     } catch (...) {
         reap_reader();
         std::error_code ec;
