@@ -23,13 +23,21 @@ namespace edgemq::core {
 
 class worker_core;
 
+// What other workers may read of a session while routing to it.
+struct session_status {
+    // Connected: shared subscriptions prefer online members.
+    std::atomic<bool> online{false};
+    // Connected, but more messages wait for it than its connection takes: publishers
+    // routing to it are slowed down (see worker_core::backlog_high).
+    std::atomic<bool> backlogged{false};
+};
+
 // A session as the subscription tree knows it. The key names the session and its
-// worker; `online` lets shared subscriptions prefer connected members. The pointer is
-// valid while the subscription is in the tree: a session leaves the tree (under the
-// exclusive lock) before it is destroyed.
+// worker. The status pointer is valid while the subscription is in the tree: a session
+// leaves the tree (under the exclusive lock) before it is destroyed.
 struct subscriber {
     std::uint64_t key = 0;
-    const std::atomic<bool>* online = nullptr;
+    const session_status* status = nullptr;
     friend bool operator==(const subscriber& a, const subscriber& b) noexcept { return a.key == b.key; }
 };
 

@@ -334,8 +334,9 @@ void client_connection::handle_publish(protocol::publish& p) {
         if (p.props.message_expiry_interval)
             msg->expires_at = core_.now() + std::chrono::seconds(*p.props.message_expiry_interval);
     }
-    const std::size_t targets = core_.publish(std::move(msg));
-    const reason_code code = targets == 0 && v5 ? reason_code::no_matching_subscribers : reason_code::success;
+    const auto routed = core_.publish(std::move(msg));
+    if (routed.slow_down) slow_down_ = true;
+    const reason_code code = routed.targets == 0 && v5 ? reason_code::no_matching_subscribers : reason_code::success;
     if (p.qos == 1) {
         send_ack(packet_type::puback, p.packet_id, code);
     } else if (p.qos == 2) {
@@ -499,6 +500,7 @@ void client_connection::pump() {
     const std::size_t before = output_.size();
     flow_sink sink{*this};
     session_->outbound.pump(core_.now(), client_receive_maximum_, sink);
+    core_.update_backlog(*session_);
     if (output_.size() != before) io_.output_ready();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "broker/core/output_queue.hpp"
 #include "broker/core/worker_core.hpp"
@@ -57,6 +58,11 @@ public:
     // [MQTT-3.1.4-3]. Called by worker_core::open_session.
     void take_over();
 
+    // True once after input routed messages to a session that cannot keep up: the
+    // transport should pause reading from this client for a moment, so that TCP flow
+    // control slows it down instead of the broker dropping what it sent.
+    bool take_slow_down() noexcept { return std::exchange(slow_down_, false); }
+
     bool closed() const noexcept { return phase_ == phase::closed || phase_ == phase::migrated; }
     const std::string& peer() const noexcept { return peer_; }
     std::string_view client_id() const noexcept;
@@ -100,6 +106,7 @@ private:
     connection_io& io_;
     std::string peer_;
     phase phase_ = phase::awaiting_connect;
+    bool slow_down_ = false;
     protocol::protocol_version version_ = protocol::protocol_version::v311;
     session::time_point opened_at_;
     session::time_point last_packet_at_;

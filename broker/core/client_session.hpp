@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "broker/core/broker.hpp"
 #include "broker/protocol/packets.hpp"
 #include "broker/session/message.hpp"
 #include "broker/session/outbound_flow.hpp"
@@ -28,7 +29,7 @@ struct subscription_record {
 struct client_session {
     std::string client_id;
     std::uint64_t key = 0;
-    std::atomic<bool> online{false};
+    session_status status;
     protocol::protocol_version version = protocol::protocol_version::v5;
 
     // Seconds; 0 ends the session with the connection, 0xFFFFFFFF never expires.

@@ -43,6 +43,10 @@ struct broker_settings {
     session::queue_limits queue{};
     // Queue QoS 0 messages for offline persistent sessions too (memory only).
     bool queue_qos0_offline = true;
+    // Slow down publishers (pause reading from them for a few milliseconds) while a
+    // connected subscriber they publish to has a backlog, instead of accepting
+    // messages only to drop them from its full queue.
+    bool publisher_backpressure = true;
     // Bytes of encoded packets a connection may have waiting for the socket; beyond it,
     // deliveries wait in the session queue (where the queue limits apply).
     std::size_t max_output_buffer = 1 << 20;

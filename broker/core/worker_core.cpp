@@ -30,11 +30,19 @@ struct match_collector {
     const message& msg;
     std::vector<match_entry>& direct;
     std::vector<match_entry>& shared;
+    bool backlogged = false;  // some target cannot keep up
 
     void on_subscriber(const subscriber& who, const topics::subscription& sub) {
         // No Local: not back to the publishing session [MQTT-3.8.3-3].
         if (sub.options.no_local && who.key == msg.origin) return;
+        note(who);
         direct.push_back(match_entry{who, sub});
+    }
+
+    void note(const subscriber& who) {
+        // A session never slows itself down (it could not drain its backlog while its
+        // own reads wait).
+        if (who.key != msg.origin && who.status->backlogged.load(std::memory_order_relaxed)) backlogged = true;
     }
 
     // One message per shared group [MQTT-4.8.2-?]: round robin over the members,
@@ -45,7 +53,8 @@ struct match_collector {
         if (n == 0) return;
         for (std::size_t i = 0; i < n; ++i) {
             const auto& m = members[(start + i) % n];
-            if (m.handle.online && m.handle.online->load(std::memory_order_relaxed)) {
+            if (m.handle.status && m.handle.status->online.load(std::memory_order_relaxed)) {
+                note(m.handle);
                 shared.push_back(match_entry{m.handle, m.sub});
                 return;
             }
@@ -80,7 +89,7 @@ client_session& worker_core::create_session(const std::string& client_id) {
 }
 
 void worker_core::end_session(client_session& s, bool release_home) {
-    const subscriber who{s.key, &s.online};
+    const subscriber who{s.key, &s.status};
     for (const auto& entry : s.subscriptions) broker_.unsubscribe(entry.first, who);
     by_client_id_.erase(s.client_id);
     if (release_home) broker_.release_home(s.client_id, index_);
@@ -115,7 +124,7 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     }
     if (!s) s = &create_session(client_id);
     s->connection = &conn;
-    s->online.store(true, std::memory_order_relaxed);
+    s->status.online.store(true, std::memory_order_relaxed);
     s->version = c.version;
     s->expiry_interval = expiry_interval;
     s->expires_at = session::never;
@@ -127,7 +136,8 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
 
 void worker_core::detach(client_session& s, detach_reason why) {
     s.connection = nullptr;
-    s.online.store(false, std::memory_order_relaxed);
+    s.status.online.store(false, std::memory_order_relaxed);
+    s.status.backlogged.store(false, std::memory_order_relaxed);  // offline queues are what queues are for
     if (why == detach_reason::taken_over) return;  // open_session() decides what follows
     if (why == detach_reason::normal || why == detach_reason::shutdown) s.will.reset();  // [MQTT-3.14.4-3]
 
@@ -169,20 +179,20 @@ void worker_core::publish_will(client_session& s) {
     publish(std::move(msg));
 }
 
-std::size_t worker_core::publish(message_ptr msg) {
+worker_core::publish_result worker_core::publish(message_ptr msg) {
     counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
     if (msg->retain) broker_.retain(msg);
     return route(msg);
 }
 
-std::size_t worker_core::route(const message_ptr& msg) {
+worker_core::publish_result worker_core::route(const message_ptr& msg) {
     thread_local std::vector<match_entry> direct;
     thread_local std::vector<match_entry> shared;
     direct.clear();
     shared.clear();
     match_collector collector{*msg, direct, shared};
     broker_.match(msg->topic, collector);
-    if (direct.empty() && shared.empty()) return 0;
+    if (direct.empty() && shared.empty()) return {};
     if (outbox_.size() < broker_.worker_count()) outbox_.resize(broker_.worker_count());
 
     // A session with several matching subscriptions gets one PUBLISH, at the highest
@@ -220,7 +230,7 @@ std::size_t worker_core::route(const message_ptr& msg) {
         ++targets;
     }
     schedule_flush();
-    return targets;
+    return {targets, collector.backlogged && settings().publisher_backpressure};
 }
 
 void worker_core::schedule_flush() {
@@ -238,14 +248,25 @@ void worker_core::flush() {
         batch.swap(outbox_[w]);
         outbox_[w].reserve(batch.size());
         worker_core& target = broker_.worker(w);
-        broker_.executor(w).post(
-            [&target, batch = std::move(batch)]() mutable { target.deliver_batch(std::move(batch)); });
+        target.inbox_batches_.fetch_add(1, std::memory_order_relaxed);
+        broker_.executor(w).post([&target, batch = std::move(batch)]() mutable {
+            target.deliver_batch(std::move(batch));
+            target.inbox_batches_.fetch_sub(1, std::memory_order_release);
+        });
     }
     if (!outbox_[index_].empty()) {
         std::vector<routed_delivery> batch;
         batch.swap(outbox_[index_]);
         deliver_batch(std::move(batch));
     }
+}
+
+bool worker_core::downstream_congested() const noexcept {
+    for (unsigned w = 0; w < broker_.worker_count(); ++w) {
+        if (w != index_ && broker_.worker(w).inbox_batches_.load(std::memory_order_acquire) > max_inbox_batches)
+            return true;
+    }
+    return false;
 }
 
 void worker_core::deliver_batch(std::vector<routed_delivery>&& batch) {
@@ -273,7 +294,17 @@ void worker_core::deliver(client_session& s, delivery d) {
                       " first)");
         }
     }
-    if (s.connection) s.connection->pump();
+    if (s.connection) s.connection->pump();  // updates the backlog flag
+}
+
+void worker_core::update_backlog(client_session& s) noexcept {
+    const std::size_t waiting = s.outbound.pending();
+    const bool was = s.status.backlogged.load(std::memory_order_relaxed);
+    if (!was && waiting > backlog_high) {
+        s.status.backlogged.store(true, std::memory_order_relaxed);
+    } else if (was && waiting < backlog_low) {
+        s.status.backlogged.store(false, std::memory_order_relaxed);
+    }
 }
 
 std::vector<reason_code> worker_core::subscribe(client_session& s, const protocol::subscribe& packet) {
@@ -283,7 +314,7 @@ std::vector<reason_code> worker_core::subscribe(client_session& s, const protoco
     const bool v5 = s.version == protocol::protocol_version::v5;
     const std::uint32_t identifier =
         packet.props.subscription_identifiers.empty() ? 0 : packet.props.subscription_identifiers.front();
-    const subscriber who{s.key, &s.online};
+    const subscriber who{s.key, &s.status};
     const time_point now = this->now();
     for (const protocol::subscription_request& entry : packet.entries) {
         if (!protocol::validate_topic_filter(entry.filter)) {
@@ -321,7 +352,7 @@ void worker_core::deliver_retained_after_subscribe(client_session& s) {
 std::vector<reason_code> worker_core::unsubscribe(client_session& s, const protocol::unsubscribe& packet) {
     std::vector<reason_code> codes;
     codes.reserve(packet.filters.size());
-    const subscriber who{s.key, &s.online};
+    const subscriber who{s.key, &s.status};
     for (const std::string& filter : packet.filters) {
         if (!protocol::validate_topic_filter(filter)) {
             codes.push_back(reason_code::topic_filter_invalid);

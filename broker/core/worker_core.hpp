@@ -76,8 +76,13 @@ public:
     void detach(client_session& s, detach_reason why);
 
     // Retains (if flagged) and routes a message to every matching subscription.
-    // Returns the number of sessions it goes to.
-    std::size_t publish(session::message_ptr msg);
+    struct publish_result {
+        std::size_t targets = 0;  // sessions it goes to
+        // Some of them are connected but cannot keep up: the publisher should wait a
+        // little before sending more (publisher_backpressure).
+        bool slow_down = false;
+    };
+    publish_result publish(session::message_ptr msg);
 
     // SUBSCRIBE: one reason code per entry; retained messages are queued to the session
     // after the caller has sent the SUBACK (see deliver_retained_after_subscribe).
@@ -89,6 +94,13 @@ public:
     // Queues a delivery to a session of this worker and sends what its connection can take.
     void deliver(client_session& s, session::delivery d);
 
+    // A connected session with more than backlog_high messages waiting for its
+    // connection is backlogged until fewer than backlog_low wait. Called after its
+    // queue changed.
+    void update_backlog(client_session& s) noexcept;
+    static constexpr std::size_t backlog_high = 8192;
+    static constexpr std::size_t backlog_low = 1024;
+
     // --- called by the network layer -------------------------------------------------
 
     // Runs deliveries that other workers routed to this worker's sessions.
@@ -96,6 +108,14 @@ public:
     // Hands out the deliveries routed so far: other workers' batches are posted, this
     // worker's are delivered. Runs by itself after any handler that routed something.
     void flush();
+    // True while another worker has more than max_inbox_batches of this worker's
+    // deliveries waiting: the network layer then stops reading from this worker's
+    // sockets until it catches up. Without it, a worker could route publishes faster
+    // than another can deliver them, and the queue between the two would grow without
+    // bound while the receiving worker's own writes starve behind it.
+    bool downstream_congested() const noexcept;
+    static constexpr std::uint32_t max_inbox_batches = 8;
+
     // Session expiry, delayed Wills, retained expiry. Call about every 250 ms.
     void tick();
     // The broker is stopping: ends every connection's session attachment.
@@ -115,7 +135,7 @@ private:
     // for this worker unless `release_home`.
     void end_session(client_session& s, bool release_home);
     void publish_will(client_session& s);
-    std::size_t route(const session::message_ptr& msg);
+    publish_result route(const session::message_ptr& msg);
     void schedule_flush();
     void schedule_timer(session::time_point when, std::uint64_t key);
 
@@ -130,6 +150,8 @@ private:
     // Deliveries routed but not yet handed out, one batch per target worker.
     std::vector<std::vector<routed_delivery>> outbox_;
     bool flush_scheduled_ = false;
+    // Batches other workers have posted to this one and it has not run yet.
+    std::atomic<std::uint32_t> inbox_batches_{0};
 
     // Retained messages found by the last subscribe(), delivered after its SUBACK.
     std::vector<session::delivery> retained_due_;

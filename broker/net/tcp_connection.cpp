@@ -45,6 +45,12 @@ void tcp_connection::on_readable(const error_code& wait_ec) {
         if (wait_ec != asio::error::operation_aborted) close_socket(wait_ec.message());
         return;
     }
+    if (worker_.core().downstream_congested()) {
+        // Leave the bytes in the kernel: TCP flow control slows the client down until
+        // the workers we route to have caught up.
+        worker_.defer_read(shared_from_this(), std::chrono::microseconds(200));
+        return;
+    }
     const std::span<char> buffer = worker_.read_buffer();
     error_code ec;
     const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
@@ -58,6 +64,17 @@ void tcp_connection::on_readable(const error_code& wait_ec) {
     }
     protocol_.on_input(std::string_view(buffer.data(), n));
     if (closed_ || closing_) return;
+    if (protocol_.take_slow_down()) {
+        // What this client sent goes to a subscriber with a backlog. Leave its next
+        // bytes in the kernel for a while, longer each time in a row (up to 64 ms), so
+        // TCP flow control slows it down. The delay is bounded, so a stuck subscriber
+        // slows publishers but cannot stop them (its queue limit then applies).
+        slow_down_delay_ = std::min(std::max(slow_down_delay_ * 2, std::chrono::microseconds(500)),
+                                    std::chrono::microseconds(64'000));
+        worker_.defer_read(shared_from_this(), slow_down_delay_);
+        return;
+    }
+    slow_down_delay_ = {};
     if (n == buffer.size()) {
         // More is probably waiting; let the worker's other connections go first.
         asio::post(worker_.context(), [self = shared_from_this()] { self->on_readable({}); });
@@ -66,20 +83,26 @@ void tcp_connection::on_readable(const error_code& wait_ec) {
     }
 }
 
+void tcp_connection::resume_reading() {
+    if (!closed_ && !closing_) on_readable({});
+}
+
 void tcp_connection::output_ready() {
     if (!closed_) worker_.mark_dirty(shared_from_this());
 }
 
 void tcp_connection::flush() {
     if (closed_ || write_in_flight_ || lingering_) return;
-    std::string& out = protocol_.output();
+    core::output_queue& out = protocol_.output();
     if (out.empty()) {
         if (closing_) begin_linger();
         return;
     }
     writing_.swap(out);
+    gather_.clear();
+    writing_.for_each_segment([this](std::string_view s) { gather_.emplace_back(s.data(), s.size()); });
     write_in_flight_ = true;
-    asio::async_write(socket_, asio::buffer(writing_),
+    asio::async_write(socket_, gather_,
                       [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_written(ec); });
 }
 
@@ -93,7 +116,10 @@ void tcp_connection::on_written(const error_code& ec) {
     writing_.clear();
     // Room again: let the session send what waited, then write it all at once.
     if (!closing_) protocol_.on_output_written();
-    if (protocol_.output().empty() && writing_.capacity() > 4096) std::string().swap(writing_);
+    if (protocol_.output().empty()) {
+        writing_.release_if_larger_than(4096);
+        if (gather_.capacity() > 64) std::vector<asio::const_buffer>().swap(gather_);
+    }
     flush();
 }
 

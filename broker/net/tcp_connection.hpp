@@ -7,6 +7,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
+#include <boost/asio/buffer.hpp>
 
 #include "broker/core/client_connection.hpp"
 
@@ -26,6 +28,8 @@ public:
     // Periodic checks: protocol timeouts, and a bound on how long a close may linger.
     void tick(std::chrono::steady_clock::time_point now);
     void shut_down() { protocol_.shut_down(); }
+    // Reads again after worker::defer_read.
+    void resume_reading();
 
     // core::connection_io
     void output_ready() override;
@@ -45,12 +49,14 @@ private:
     worker& worker_;
     boost::asio::ip::tcp::socket socket_;
     core::client_connection protocol_;
-    std::string writing_;
+    core::output_queue writing_;           // the write in flight
+    std::vector<boost::asio::const_buffer> gather_;
     bool write_in_flight_ = false;
     bool closing_ = false;   // protocol asked to close: finish writing, then close
     bool lingering_ = false; // FIN sent, discarding input until the peer closes
     bool closed_ = false;
     std::chrono::steady_clock::time_point close_deadline_{};
+    std::chrono::microseconds slow_down_delay_{};
 };
 
 }  // namespace edgemq::net

@@ -20,6 +20,7 @@ worker::worker(server& owner, core::broker& b, unsigned index)
       context_(1),  // one thread runs it: Asio may skip some locking
       work_guard_(asio::make_work_guard(context_)),
       tick_timer_(context_),
+      defer_timer_(context_),
       read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
 
 worker::~worker() { join(); }
@@ -106,6 +107,42 @@ void worker::flush_dirty() {
         batch.clear();
         dirty_.swap(batch);  // keep the larger allocation for the next round
     }
+}
+
+void worker::defer_read(std::shared_ptr<tcp_connection> connection, std::chrono::microseconds delay) {
+    const auto due = std::chrono::steady_clock::now() + delay;
+    deferred_reads_.push_back(deferred_read{due, std::move(connection)});
+    if (deferred_reads_.size() == 1 || due < defer_timer_.expiry()) {
+        defer_timer_.expires_at(due);
+        defer_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) retry_deferred_reads();
+        });
+    }
+}
+
+void worker::retry_deferred_reads() {
+    const bool congested = core_.downstream_congested() && !shutting_down_;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<tcp_connection>> ready;
+    auto next_due = std::chrono::steady_clock::time_point::max();
+    for (std::size_t i = 0; i < deferred_reads_.size();) {
+        if (!congested && deferred_reads_[i].due <= now) {
+            ready.push_back(std::move(deferred_reads_[i].connection));
+            deferred_reads_[i] = std::move(deferred_reads_.back());
+            deferred_reads_.pop_back();
+        } else {
+            next_due = std::min(next_due, deferred_reads_[i].due);
+            ++i;
+        }
+    }
+    if (!deferred_reads_.empty()) {
+        // While congested, look again soon; otherwise at the next due time.
+        defer_timer_.expires_at(congested ? now + std::chrono::microseconds(200) : next_due);
+        defer_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) retry_deferred_reads();
+        });
+    }
+    for (auto& c : ready) c->resume_reading();
 }
 
 void worker::schedule_tick() {

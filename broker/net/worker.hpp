@@ -47,6 +47,9 @@ public:
     // On this worker's thread:
     void adopt(boost::asio::ip::tcp::socket socket, std::string replay);
     void forget(tcp_connection* connection);
+    // Parks a connection whose input must wait: for `delay`, and in any case until the
+    // workers it routes to have caught up (core::worker_core::downstream_congested).
+    void defer_read(std::shared_ptr<tcp_connection> connection, std::chrono::microseconds delay);
     // Asks for tcp_connection::flush() after the current handler, once per connection.
     void mark_dirty(const std::shared_ptr<tcp_connection>& connection);
     // Scratch space for reads: shared by all of this worker's connections, so an idle
@@ -57,6 +60,7 @@ public:
 
 private:
     void schedule_tick();
+    void retry_deferred_reads();
     void on_tick();
     void flush_dirty();
 
@@ -73,6 +77,12 @@ private:
     std::unordered_map<tcp_connection*, std::shared_ptr<tcp_connection>> connections_;
     std::atomic<std::size_t> connection_count_{0};
     std::vector<std::shared_ptr<tcp_connection>> dirty_;
+    struct deferred_read {
+        std::chrono::steady_clock::time_point due;
+        std::shared_ptr<tcp_connection> connection;
+    };
+    std::vector<deferred_read> deferred_reads_;
+    boost::asio::steady_timer defer_timer_;
     bool flush_posted_ = false;
     bool shutting_down_ = false;
     std::chrono::steady_clock::time_point shutdown_deadline_{};

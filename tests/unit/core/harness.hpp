@@ -139,11 +139,11 @@ inline void fake_connection::send(protocol::protocol_version v, const protocol::
 
 inline std::optional<protocol::packet> fake_connection::receive() {
     owner_.run();
-    written_.append(protocol_->output());
+    written_.append(protocol_->output().flatten());
     protocol_->output().clear();
     protocol_->on_output_written();
     owner_.run();
-    written_.append(protocol_->output());
+    written_.append(protocol_->output().flatten());
     protocol_->output().clear();
     protocol::fixed_header h;
     if (protocol::parse_fixed_header(written_, h) != protocol::frame_status::ready ||
