@@ -15,9 +15,12 @@
 #include <vector>
 
 // Decorator for a test of something edgemq does not do yet (a feature being written, or
-// a reported bug): its failures are printed but do not fail the run, so CI stays green
-// meanwhile. Listed in README.md; remove the decorator when the feature lands.
-#define EDGEMQ_PENDING(why) doctest::may_fail() * doctest::description("pending on edgemq: " why)
+// a reported bug): the test is skipped, so a run neither fails on it nor reports a pass
+// it did not earn (may_fail() ran it, printed its failures and counted it passed). CTest
+// lists it as "Not Run (Disabled)" (see tests/support/doctest_skipped.cmake); run it
+// by hand with `integration_tests --no-skip -tc="NAME"`. Listed in README.md; remove
+// the decorator when the feature lands.
+#define EDGEMQ_PENDING(why) doctest::skip() * doctest::description("pending on edgemq: " why)
 
 namespace edgemq::test {
 
