@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
         log::set_level(settings.log_level);
 
         log::info("edgemq ", app::version, " starting");
-        net::server server(settings.broker);
+        net::server server(settings.broker, app::version);
         server.start();
         server.run_until_signal();
         return 0;

@@ -116,7 +116,7 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
                       "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
                       "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
                       "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer",
-                      "publisher_backpressure"});
+                      "publisher_backpressure", "sys_interval"});
     core::broker_settings& b = settings.broker;
     if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
     r.integer("workers", b.workers, 0, 1024);
@@ -144,6 +144,7 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
     }
     r.boolean("queue_qos0_offline", b.queue_qos0_offline);
     r.boolean("publisher_backpressure", b.publisher_backpressure);
+    r.integer("sys_interval", b.sys_interval, 0, 86'400);
     r.integer("max_output_buffer", b.max_output_buffer, 4096, std::numeric_limits<std::uint32_t>::max());
 }
 

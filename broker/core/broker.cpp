@@ -68,6 +68,11 @@ std::size_t broker::retained_count() const {
     return retained_.size();
 }
 
+std::size_t broker::subscription_count() const {
+    std::shared_lock lock(subscriptions_mutex_);
+    return subscriptions_.size();
+}
+
 std::string broker::assign_client_id() {
     const std::uint64_t n = assigned_ids_.fetch_add(1, std::memory_order_relaxed);
     char buf[48];

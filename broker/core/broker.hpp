@@ -115,6 +115,12 @@ public:
     std::size_t expire_retained(session::time_point now);
     std::size_t retained_count() const;
 
+    std::size_t subscription_count() const;
+
+    // The broker's version, for $SYS/broker/version.
+    const char* version() const noexcept { return version_; }
+    void set_version(const char* version) noexcept { version_ = version; }
+
     // A client identifier for a client that sent none [MQTT-3.1.3-6].
     std::string assign_client_id();
 
@@ -144,6 +150,7 @@ private:
     std::atomic<std::size_t> retained_with_expiry_{0};
 
     std::atomic<std::uint64_t> assigned_ids_{0};
+    const char* version_ = "";
     std::uint64_t instance_nonce_;
     broker_counters counters_;
 };

@@ -50,6 +50,8 @@ struct broker_settings {
     // Bytes of encoded packets a connection may have waiting for the socket; beyond it,
     // deliveries wait in the session queue (where the queue limits apply).
     std::size_t max_output_buffer = 1 << 20;
+    // Seconds between updates of the retained $SYS/broker/... statistics; 0 disables.
+    std::uint32_t sys_interval = 10;
     // Largest CONNECT accepted before a client is authenticated.
     std::uint32_t max_connect_packet_size = 1 << 20;
 };

@@ -383,10 +383,47 @@ void worker_core::tick() {
             end_session(s, /*release_home=*/true);
         }
     }
+    if (index_ == 0 && settings().sys_interval != 0 && now >= next_sys_update_) {
+        if (started_at_ == session::time_point{}) started_at_ = now;
+        publish_sys_statistics(now);
+        next_sys_update_ = now + std::chrono::seconds(settings().sys_interval);
+    }
     if (index_ == 0 && now >= next_retained_sweep_) {
         broker_.expire_retained(now);
         next_retained_sweep_ = now + std::chrono::seconds(5);
     }
+}
+
+void worker_core::publish_sys_statistics(time_point now) {
+    // The topics Mosquitto users already watch, retained so a new subscriber sees the
+    // latest values at once.
+    std::uint64_t received = 0, sent = 0, dropped = 0;
+    for (unsigned w = 0; w < broker_.worker_count(); ++w) {
+        worker_counters& c = broker_.worker(w).counters();
+        received += c.messages_received.load(std::memory_order_relaxed);
+        sent += c.messages_sent.load(std::memory_order_relaxed);
+        dropped += c.messages_dropped.load(std::memory_order_relaxed);
+    }
+    broker_counters& b = broker_.counters();
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count();
+    auto put = [&](std::string topic, std::string value) {
+        auto msg = std::make_shared<message>();
+        msg->topic = std::move(topic);
+        msg->payload = std::move(value);
+        msg->retain = true;
+        broker_.retain(msg);  // not publish(): the broker's own messages are not counted as received
+        route(msg);
+    };
+    put("$SYS/broker/version", std::string("edgemq ") + broker_.version());
+    put("$SYS/broker/uptime", std::to_string(uptime) + " seconds");
+    put("$SYS/broker/clients/connected", std::to_string(b.connections_current.load(std::memory_order_relaxed)));
+    put("$SYS/broker/clients/total", std::to_string(b.sessions_current.load(std::memory_order_relaxed)));
+    put("$SYS/broker/connections/total", std::to_string(b.connections_total.load(std::memory_order_relaxed)));
+    put("$SYS/broker/messages/received", std::to_string(received));
+    put("$SYS/broker/messages/sent", std::to_string(sent));
+    put("$SYS/broker/messages/dropped", std::to_string(dropped));
+    put("$SYS/broker/retained messages/count", std::to_string(broker_.retained_count()));
+    put("$SYS/broker/subscriptions/count", std::to_string(broker_.subscription_count()));
 }
 
 void worker_core::shutdown() {

@@ -163,6 +163,9 @@ private:
     };
     std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
     session::time_point next_retained_sweep_{};
+    session::time_point next_sys_update_{};
+    session::time_point started_at_{};
+    void publish_sys_statistics(session::time_point now);
 
     publish_encoder encoder_;
     worker_counters counters_;

@@ -17,7 +17,8 @@ struct server::signal_waiter {
     asio::signal_set signals{context, SIGINT, SIGTERM};
 };
 
-server::server(core::broker_settings settings) : broker_(std::move(settings)) {
+server::server(core::broker_settings settings, const char* version) : broker_(std::move(settings)) {
+    broker_.set_version(version);
     unsigned count = broker_.settings().workers;
     if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i) {

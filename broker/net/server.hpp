@@ -15,7 +15,7 @@ class listener;
 
 class server {
 public:
-    explicit server(core::broker_settings settings);
+    server(core::broker_settings settings, const char* version);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
