@@ -254,6 +254,7 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
     log::info("client connected: ", client_id, " from ", peer_, " (MQTT ", version_name(c.version),
               ", clean start ", c.clean_start ? 1 : 0, ", keep alive ", keep_alive_, "s, session ",
               opened.session_present ? "resumed" : "new", ")");
+    session_->last_progress = core_.now();
     if (opened.session_present) session_->outbound.resume();  // [MQTT-4.4.0-1]
     pump();
     return true;
@@ -346,7 +347,7 @@ void client_connection::handle_publish(protocol::publish& p) {
 }
 
 void client_connection::handle_puback(const protocol::puback& p) {
-    session_->outbound.on_puback(p.packet_id);
+    if (session_->outbound.on_puback(p.packet_id)) session_->last_progress = core_.now();
     pump();
 }
 
@@ -374,7 +375,7 @@ void client_connection::handle_pubrel(const protocol::pubrel& p) {
 }
 
 void client_connection::handle_pubcomp(const protocol::pubcomp& p) {
-    session_->outbound.on_pubcomp(p.packet_id);
+    if (session_->outbound.on_pubcomp(p.packet_id)) session_->last_progress = core_.now();
     pump();
 }
 
@@ -504,7 +505,10 @@ void client_connection::pump() {
     if (output_.size() != before) io_.output_ready();
 }
 
-void client_connection::on_output_written() { pump(); }
+void client_connection::on_output_written() {
+    if (session_) session_->last_progress = core_.now();
+    pump();
+}
 
 void client_connection::send(const protocol::packet& p) {
     if (version_ == protocol_version::v5 && protocol::encoded_size(version_, p) > client_maximum_packet_size_) {

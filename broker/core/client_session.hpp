@@ -51,6 +51,8 @@ struct client_session {
     std::unordered_set<std::uint16_t> inbound_qos2;
 
     client_connection* connection = nullptr;  // while online
+    // When its connection last took something: a write completed or an ack freed a slot.
+    session::time_point last_progress{};
 };
 
 }  // namespace edgemq::core

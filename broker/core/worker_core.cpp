@@ -300,9 +300,13 @@ void worker_core::deliver(client_session& s, delivery d) {
 void worker_core::update_backlog(client_session& s) noexcept {
     const std::size_t waiting = s.outbound.pending();
     const bool was = s.status.backlogged.load(std::memory_order_relaxed);
-    if (!was && waiting > backlog_high) {
+    // Only a subscriber that is draining, just slower than messages arrive, slows its
+    // publishers down. One that makes no progress at all (does not read, does not
+    // acknowledge) must not hold everybody else back: its queue limit applies instead.
+    const bool draining = now() - s.last_progress < stall_timeout;
+    if (!was && waiting > backlog_high && draining) {
         s.status.backlogged.store(true, std::memory_order_relaxed);
-    } else if (was && waiting < backlog_low) {
+    } else if (was && (waiting < backlog_low || !draining)) {
         s.status.backlogged.store(false, std::memory_order_relaxed);
     }
 }

@@ -100,6 +100,7 @@ public:
     void update_backlog(client_session& s) noexcept;
     static constexpr std::size_t backlog_high = 8192;
     static constexpr std::size_t backlog_low = 1024;
+    static constexpr std::chrono::milliseconds stall_timeout{1000};
 
     // --- called by the network layer -------------------------------------------------
 

@@ -552,3 +552,53 @@ TEST_CASE("MQTT-3.3.2-18 user properties and content type pass through in order"
     CHECK(got.props.correlation_data == p.props.correlation_data);
     CHECK(got.props.payload_format_indicator == 1);
 }
+
+TEST_CASE("publisher backpressure: a draining but slow subscriber slows publishers; a stalled one does not") {
+    fake_broker b;
+    auto sub = b.connect(0);
+    auto pub = b.connect(0);
+    open(*sub, make_connect("slow"));
+    open(*pub, make_connect("fast"));
+    subscribe_to(*sub, "flood", 0);
+    const std::string payload(200, 'x');
+    std::string burst;
+    publish p;
+    p.topic = "flood";
+    p.payload = payload;
+    for (int i = 0; i < 200; ++i) encode(protocol_version::v5, p, burst);
+    // The subscriber reads nothing: its output fills (max_output_buffer), then its queue.
+    bool slowed = false;
+    for (int round = 0; round < 100 && !slowed; ++round) {
+        pub->send_bytes(burst);
+        slowed = pub->protocol().take_slow_down();
+    }
+    CHECK(slowed);
+    CHECK(b.shared().settings().publisher_backpressure);
+
+    // A subscriber that takes nothing for longer than the stall timeout no longer holds
+    // publishers back; its queue limit applies instead.
+    // (The flag is re-evaluated as deliveries arrive, so one more burst clears it.)
+    b.advance(1500ms);
+    pub->send_bytes(burst);
+    pub->protocol().take_slow_down();
+    pub->send_bytes(burst);
+    CHECK_FALSE(pub->protocol().take_slow_down());
+}
+
+TEST_CASE("publisher backpressure: a client is not slowed down by its own subscription") {
+    fake_broker b;
+    auto c = b.connect(0);
+    open(*c, make_connect("echo"));
+    subscribe_to(*c, "echo", 0);
+    publish p;
+    p.topic = "echo";
+    p.payload = std::string(200, 'x');
+    std::string burst;
+    for (int i = 0; i < 200; ++i) encode(protocol_version::v5, p, burst);
+    bool slowed = false;
+    for (int round = 0; round < 100; ++round) {
+        c->send_bytes(burst);
+        slowed = slowed || c->protocol().take_slow_down();
+    }
+    CHECK_FALSE(slowed);
+}
