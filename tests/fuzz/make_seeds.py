@@ -105,6 +105,75 @@ validate_seeds = {
 }
 
 
+# fuzz_session: byte 0 = state (low 3 bits, % 5) + config flags, then commands: a byte
+# n <= 0xEF feeds the next n + 1 bytes; 0xF0..0xF7 advance the clock (x 250 ms); 0xF8
+# 61 s; 0xF9 3601 s; 0xFA toggles the socket's output; 0xFB the subscriber acks; 0xFC
+# it reconnects; 0xFD a new raw connection takes over the input.
+def feed(*packets, chunk=240):
+    """Each packet arrives in reads of at most `chunk` bytes, so routing (which runs
+    after each read) happens between packets."""
+    out = bytearray()
+    for data in packets:
+        for i in range(0, len(data), chunk):
+            piece = data[i:i + chunk]
+            out.append(len(piece) - 1)
+            out += piece
+    return bytes(out)
+
+
+def first(state, flags=0):
+    return bytes([state | flags])
+
+
+TIGHT, SMALL_Q, DROP_NEWEST, NO_RETAIN, ONE_WORKER = 0x08, 0x10, 0x20, 0x40, 0x80
+ADVANCE_1S, KEEP_ALIVE, HOUR, BLOCK, ACK, SUB_RECONNECT, NEW_CONN = b"\xf3", b"\xf8", b"\xf9", b"\xfa", b"\xfb", b"\xfc", b"\xfd"
+
+v5_connect = pkt(0x10, s("MQTT") + h("05 06 000a") + props(h("11 0000003c 21 0004 22 0003 27 00000400"))
+                 + s("fz") + props(h("18 00000002")) + s("will/fz") + s("bye"))
+v5_connect_resume = pkt(0x10, s("MQTT") + h("05 00 000a") + props(h("11 0000003c")) + s("fz"))
+v311_connect = pkt(0x10, s("MQTT") + h("04 0e 000a") + s("fz") + s("will/fz") + s("bye"))
+v5_sub = pkt(0x82, h("0001") + props(h("0b 05")) + s("a/#") + b"\x02" + s("$share/g/b/+") + b"\x01")
+v311_sub = pkt(0x82, h("0001") + s("a/#") + b"\x02" + s("b/+") + b"\x01")
+v5_pub0 = pkt(0x30, s("a/b") + props(h("01 01") + b"\x03" + s("text") + b"\x26" + s("k") + s("v")) + b"hello")
+v5_pub1_alias = pkt(0x32, s("a/c") + h("0002") + props(h("23 0001 02 00000005")) + b"one")
+v5_pub1_alias_only = pkt(0x32, s("") + h("0003") + props(h("23 0001")) + b"again")
+v5_pub2_retain = pkt(0x35, s("a/r") + h("0004") + props(b"") + b"kept")
+v5_pubrel = pkt(0x62, h("0004"))
+v311_pub0 = pkt(0x30, s("a/b") + b"hello")
+v311_pub1 = pkt(0x32, s("b/c") + h("0002") + b"one")
+v311_pub2_retain = pkt(0x35, s("a/r") + h("0004") + b"kept")
+v311_pubrel = pkt(0x62, h("0004"))
+v5_unsub = pkt(0xA2, h("0005") + props(b"") + s("a/#"))
+v311_unsub = pkt(0xA2, h("0005") + s("a/#"))
+ping = pkt(0xC0, b"")
+v5_disconnect_will = pkt(0xE0, h("04 00"))
+v5_disconnect = pkt(0xE0, b"")
+v5_pub_to_sub = pkt(0x32, s("x/y") + h("0007") + props(b"") + b"to the subscriber")
+
+session_seeds = {
+    "raw_v5_session": first(0) + feed(v5_connect, v5_sub, v5_pub0, v5_pub1_alias, v5_pub1_alias_only,
+                                      v5_pub2_retain, v5_pubrel, ping, v5_unsub, v5_disconnect),
+    "raw_v311_session": first(0) + feed(v311_connect, v311_sub, v311_pub0, v311_pub1, v311_pub2_retain,
+                                        v311_pubrel, ping, v311_unsub) + KEEP_ALIVE,
+    "raw_v5_byte_by_byte": first(0) + feed(v5_connect, v5_pub0, ping, chunk=1),
+    "raw_v5_resume_on_new_connection": first(0) + feed(v5_connect) + NEW_CONN + feed(v5_connect_resume, ping),
+    "v311_connected": first(1) + feed(v311_sub, v311_pub1, v311_pub2_retain, v311_pubrel) + ADVANCE_1S
+                      + feed(ping, v311_unsub),
+    "v311_keep_alive_timeout": first(1) + feed(v311_pub0) + KEEP_ALIVE,
+    "v5_connected": first(2) + feed(v5_sub, v5_pub1_alias, v5_pub1_alias_only, v5_pub2_retain, v5_pubrel,
+                                    v5_disconnect_will) + HOUR,
+    "v5_connected_tight": first(2, TIGHT) + feed(v5_sub, v5_pub1_alias, v5_pub2_retain, v5_pub2_retain)
+                          + ADVANCE_1S * 8,
+    "v5_routed_to_subscriber": first(3) + feed(v5_pub0, v5_pub_to_sub, v5_pub2_retain, v5_pubrel) + ACK
+                               + feed(v5_pub_to_sub) + ACK + ACK,
+    "v5_subscriber_reconnects": first(3, SMALL_Q) + feed(v5_pub_to_sub, v5_pub_to_sub, v5_pub_to_sub,
+                                                         v5_pub_to_sub) + SUB_RECONNECT + ACK + ACK,
+    "v5_subscriber_queue_drop_newest": first(3, SMALL_Q | DROP_NEWEST) + feed(*[v5_pub_to_sub] * 8) + ACK,
+    "v5_blocked_socket": first(3, TIGHT) + BLOCK + feed(*[v5_pub0] * 20) + BLOCK + ACK,
+    "v311_routed_one_worker": first(4, ONE_WORKER | NO_RETAIN) + feed(v311_pub0, v311_pub1) + ACK + HOUR,
+    "v311_routed": first(4) + feed(v311_pub1, v311_pub2_retain, v311_pubrel) + ACK + SUB_RECONNECT + ACK,
+}
+
 def write(target, seeds):
     folder = HERE / "corpus" / target
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,3 +183,4 @@ def write(target, seeds):
 
 write("decode", decode_seeds)
 write("validate", validate_seeds)
+write("session", session_seeds)

@@ -68,6 +68,8 @@ std::string json_string(std::string_view s) {
 
 }  // namespace
 
+std::string edgemq_binary() { return env_or("EDGEMQ_BIN", EDGEMQ_BIN_DEFAULT); }
+
 broker_kind selected_broker_kind() {
     return env_or("EDGEMQ_TEST_BROKER", "edgemq") == "mosquitto" ? broker_kind::mosquitto
                                                                   : broker_kind::edgemq;
@@ -205,7 +207,7 @@ broker_process::broker_process(broker_config config) : kind_(selected_broker_kin
                 start();
                 break;
             } catch (const std::runtime_error& e) {
-                bool port_taken = kind_ == broker_kind::mosquitto &&
+                bool port_taken = kind_ == broker_kind::mosquitto && !config_.port &&
                                   std::string_view(e.what()).find("Address already in use") != std::string_view::npos;
                 if (!port_taken || attempt == 3) throw;
                 port_ = 0;
@@ -248,16 +250,17 @@ void broker_process::start() {
     std::filesystem::path root = data_dir_.parent_path();
     std::vector<std::string> args;
     if (kind_ == broker_kind::mosquitto) {
+        if (config_.port) port_ = *config_.port;
         if (port_ == 0) port_ = pick_free_port();
         auto conf = root / "mosquitto.conf";
         std::ofstream(conf) << config_.to_mosquitto_conf(port_, data_dir_);
         args = {env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"), "-c", conf.string()};
     } else {
         port_ = 0;
-        args = {env_or("EDGEMQ_BIN", EDGEMQ_BIN_DEFAULT), "-p", "0", "--bind", host_, "--data-dir",
+        args = {edgemq_binary(), "-p", std::to_string(config_.port.value_or(0)), "--bind", host_, "--data-dir",
                 data_dir_.string()};
         auto conf = root / "edgemq.json";
-        std::ofstream(conf) << config_.to_edgemq_json();
+        std::ofstream(conf) << config_.config_text.value_or(config_.to_edgemq_json());
         args.push_back("-c");
         args.push_back(conf.string());
     }
@@ -363,11 +366,30 @@ void broker_process::start() {
     throw std::runtime_error("broker " + args[0] + " " + why + "; log:\n" + captured);
 }
 
-int broker_process::stop(std::chrono::milliseconds grace) {
+void broker_process::send_signal(int signo) {
+    if (pid_ > 0) ::kill(pid_, signo);
+}
+
+std::optional<int> broker_process::wait_exit(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return std::nullopt;
+    int status = 0;
+    bool exited = wait_until(
+        [&] {
+            pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            return r == pid_ || (r < 0 && errno == ECHILD);
+        },
+        scaled(timeout), 2ms);
+    if (!exited) return std::nullopt;
+    pid_ = -1;
+    reap_reader();
+    return status;
+}
+
+int broker_process::stop(std::chrono::milliseconds grace, int signo) {
     if (pid_ <= 0) return 0;
     int status = 0;
     grace = scaled(grace);
-    ::kill(pid_, SIGTERM);
+    ::kill(pid_, signo);
     bool exited = wait_until(
         [&] {
             pid_t r = ::waitpid(pid_, &status, WNOHANG);

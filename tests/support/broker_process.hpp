@@ -26,6 +26,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <signal.h>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -39,6 +40,10 @@ enum class broker_kind { edgemq, mosquitto };
 // From EDGEMQ_TEST_BROKER ("mosquitto" or anything else / unset = edgemq).
 broker_kind selected_broker_kind();
 inline bool testing_mosquitto() { return selected_broker_kind() == broker_kind::mosquitto; }
+
+// The edgemq binary under test: $EDGEMQ_BIN, else the path compiled in (the edgemq
+// target of this build).
+std::string edgemq_binary();
 
 // The edgemq config keys the tests use (see the broker contract). Unset = broker default.
 // to_edgemq_json() and to_mosquitto_conf() translate; keys Mosquitto lacks are dropped
@@ -56,6 +61,14 @@ struct broker_config {
     std::optional<std::int64_t> max_queued_bytes;
     std::optional<std::string> queue_full_policy;  // drop_oldest|drop_newest
     std::optional<bool> queue_qos0_offline;
+
+    // Not config-file keys: how the process is started.
+    // Listen on this port (edgemq: `-p PORT`; Mosquitto: this port, no retry on
+    // another) instead of one the kernel picks. For tests of rebinding a known port.
+    std::optional<std::uint16_t> port;
+    // edgemq: the configuration file's text verbatim instead of to_edgemq_json() (the
+    // keys above are then not written). The command line still sets port and bind.
+    std::optional<std::string> config_text;
 
     // Sets one key from its config-file name and a textual value ("max_packet_size",
     // "100"); throws std::invalid_argument for an unknown key or a bad value.
@@ -86,9 +99,14 @@ public:
     std::string log() const;
     bool log_contains(std::string_view needle) const;
 
-    // SIGTERM, wait (deadline), SIGKILL if needed. Returns the exit status as given
-    // by waitpid, or -1 if it had to be killed. No-op if not running.
-    int stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+    // SIGTERM (or `signo`), wait (deadline), SIGKILL if needed. Returns the exit status
+    // as given by waitpid, or -1 if it had to be killed. No-op if not running.
+    int stop(std::chrono::milliseconds grace = std::chrono::seconds(5), int signo = SIGTERM);
+    // Sends a signal and returns at once (e.g. SIGTERM, to watch the clients meanwhile).
+    void send_signal(int signo);
+    // Waits up to `timeout` (scaled) for the process to exit. Returns its waitpid
+    // status, or nullopt if it is still running (then it is left running).
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout);
     // SIGKILL now: simulates a crash / power loss for persistence tests.
     void kill9();
     // stop() if running, then start again with the same data dir and config. edgemq

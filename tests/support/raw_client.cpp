@@ -69,6 +69,14 @@ void raw_client::close() {
     fd_ = -1;
 }
 
+std::uint16_t raw_client::local_port() const {
+    if (fd_ < 0) return 0;
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+    return ntohs(addr.sin_port);
+}
+
 void raw_client::abort() {
     if (fd_ < 0) return;
     linger l{1, 0};

@@ -79,6 +79,8 @@ public:
     // RST (SO_LINGER 0): the network "dies" from the broker's view.
     void abort();
     bool is_open() const { return fd_ >= 0; }
+    // The client's own port (the broker logs it as the peer); 0 when closed.
+    std::uint16_t local_port() const;
 
 private:
     bool fill(ms timeout, bool& closed);
