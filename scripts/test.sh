@@ -32,6 +32,9 @@ run_suite() {  # run_suite BUILD_DIR [cmake args...]
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 120 -LE fuzz)
 }
 
+step "installing MQTT.js for the Node tests (npm ci)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
 step "build and test (RelWithDebInfo)"
 run_suite build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
