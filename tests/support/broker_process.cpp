@@ -159,10 +159,10 @@ std::string broker_config::to_edgemq_json() const {
     return out.str();
 }
 
-std::string broker_config::to_mosquitto_conf(std::uint16_t port, const std::filesystem::path& data_dir) const {
+std::string broker_config::to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& data_dir) const {
     std::ostringstream out;
     out << "# written by tests/support/broker_process.cpp\n"
-        << "listener " << port << " 127.0.0.1\n"
+        << "listener " << listen_port << " 127.0.0.1\n"
         << "allow_anonymous true\n"
         << "log_dest stderr\n"
         << "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"

@@ -75,7 +75,7 @@ struct broker_config {
     void set(std::string_view key, std::string_view value);
 
     std::string to_edgemq_json() const;
-    std::string to_mosquitto_conf(std::uint16_t port, const std::filesystem::path& data_dir) const;
+    std::string to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& data_dir) const;
 };
 
 class broker_process {
