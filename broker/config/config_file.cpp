@@ -5,6 +5,8 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+
+#include "broker/protocol/validate.hpp"
 #include <sstream>
 
 namespace edgemq::config {
@@ -116,7 +118,7 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
                       "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
                       "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
                       "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer",
-                      "publisher_backpressure", "sys_interval"});
+                      "publisher_backpressure", "sys_interval", "response_information"});
     core::broker_settings& b = settings.broker;
     if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
     r.integer("workers", b.workers, 0, 1024);
@@ -145,6 +147,9 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
     r.boolean("queue_qos0_offline", b.queue_qos0_offline);
     r.boolean("publisher_backpressure", b.publisher_backpressure);
     r.integer("sys_interval", b.sys_interval, 0, 86'400);
+    r.text("response_information", b.response_information);
+    if (!protocol::is_valid_utf8(b.response_information))
+        r.fail("response_information", "must be valid UTF-8 without U+0000");
     r.integer("max_output_buffer", b.max_output_buffer, 4096, std::numeric_limits<std::uint32_t>::max());
 }
 

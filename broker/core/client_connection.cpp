@@ -249,6 +249,12 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         if (!cfg.retain_available) ack.props.retain_available = 0;
         if (cfg.maximum_qos < 2) ack.props.maximum_qos = cfg.maximum_qos;
         if (expiry_changed) ack.props.session_expiry_interval = expiry;
+        if (c.props.request_response_information.value_or(0) == 1 && !cfg.response_information.empty()) {
+            std::string info = cfg.response_information;
+            for (std::size_t at = info.find("%c"); at != std::string::npos; at = info.find("%c", at + client_id.size()))
+                info.replace(at, 2, client_id);
+            ack.props.response_information = std::move(info);
+        }
     }
     send(ack);
     log::info("client connected: ", client_id, " from ", peer_, " (MQTT ", version_name(c.version),

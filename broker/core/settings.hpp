@@ -50,6 +50,10 @@ struct broker_settings {
     // Bytes of encoded packets a connection may have waiting for the socket; beyond it,
     // deliveries wait in the session queue (where the queue limits apply).
     std::size_t max_output_buffer = 1 << 20;
+    // Response Information for v5 clients that ask for it (Request Response Information
+    // = 1) [MQTT-3.2.2-?]: the basis of their response topics. "%c" becomes the client
+    // id. Empty: none is sent.
+    std::string response_information;
     // Seconds between updates of the retained $SYS/broker/... statistics; 0 disables.
     std::uint32_t sys_interval = 10;
     // Largest CONNECT accepted before a client is authenticated.

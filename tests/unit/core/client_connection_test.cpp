@@ -602,3 +602,15 @@ TEST_CASE("publisher backpressure: a client is not slowed down by its own subscr
     }
     CHECK_FALSE(slowed);
 }
+
+TEST_CASE("MQTT-3.1.2-28 Response Information only when requested and configured") {
+    core::broker_settings s;
+    s.response_information = "replies/%c/";
+    fake_broker b(s);
+    auto asks = b.connect();
+    auto c = make_connect("asker");
+    c.props.request_response_information = 1;
+    CHECK(open(*asks, c).props.response_information == "replies/asker/");
+    auto quiet = b.connect();
+    CHECK_FALSE(open(*quiet, make_connect("quiet")).props.response_information);
+}
