@@ -28,6 +28,8 @@ public:
     // Periodic checks: protocol timeouts, and a bound on how long a close may linger.
     void tick(std::chrono::steady_clock::time_point now);
     void shut_down() { protocol_.shut_down(); }
+    // Closes the socket now, whatever state the connection is in.
+    void abort(std::string_view why) { close_socket(why); }
     // Reads again after worker::defer_read.
     void resume_reading();
 

@@ -160,8 +160,9 @@ void worker::on_tick() {
     for (auto& c : open) c->tick(now);
     core_.tick();
     if (shutting_down_ && (connections_.empty() || now >= shutdown_deadline_)) {
-        // Done: let run() return once the last handlers have finished.
-        for (auto& c : open) c->close();
+        // Done: close what is left (a client may never answer our FIN), so that no
+        // socket operation keeps run() from returning.
+        for (auto& c : open) c->abort("broker stopped");
         connections_.clear();
         connection_count_.store(0, std::memory_order_relaxed);
         work_guard_.reset();

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace edgemq::test::conformance {
 
@@ -102,13 +103,13 @@ std::optional<std::uint8_t> connect_level(const wire::bytes& b) {
 
 // Outcome of reading one thing from the broker, shared by all alternatives of a step.
 struct observation {
-    raw_client::status what = raw_client::status::timeout;
+    case_transport::status what = case_transport::status::timeout;
     wire::packet pkt;
     bool closed_after = false;  // for DISCONNECT: whether the close followed
     std::string describe() const {
         switch (what) {
-        case raw_client::status::closed: return "connection closed";
-        case raw_client::status::timeout: return "nothing (timeout)";
+        case case_transport::status::closed: return "connection closed";
+        case case_transport::status::timeout: return "nothing (timeout)";
         default: return pkt.describe() + (closed_after ? " then close" : "");
         }
     }
@@ -118,11 +119,11 @@ bool codes_match(const wire::bytes& want, const wire::bytes& got) { return want 
 
 bool matches(const expectation& e, const observation& o, std::uint8_t version) {
     using k = expectation::kind;
-    bool is_packet = o.what == raw_client::status::packet;
+    bool is_packet = o.what == case_transport::status::packet;
     try {
         switch (e.what) {
-        case k::close: return o.what == raw_client::status::closed;
-        case k::silence: return o.what == raw_client::status::timeout;
+        case k::close: return o.what == case_transport::status::closed;
+        case k::silence: return o.what == case_transport::status::timeout;
         case k::any: return is_packet;
         case k::bytes: return is_packet && o.pkt.encode() == e.data;
         case k::pingresp: return is_packet && o.pkt.header == 0xD0 && o.pkt.body.empty();
@@ -168,12 +169,13 @@ test_case parse_case(const std::string& path) {
             if (line[0] == '>') {
                 step s;
                 s.line = line_no;
-                s.send = true;
+                s.what = step::kind::send;
                 s.data = wire::from_hex(line.substr(1));
                 tc.steps.push_back(std::move(s));
             } else if (line[0] == '<') {
                 step s;
                 s.line = line_no;
+                s.what = step::kind::expect;
                 std::string rest = line.substr(1);
                 std::size_t start = 0;
                 for (;;) {
@@ -183,6 +185,16 @@ test_case parse_case(const std::string& path) {
                     start = bar + 1;
                 }
                 tc.steps.push_back(std::move(s));
+            } else if (line.rfind("wait ", 0) == 0) {
+                step s;
+                s.line = line_no;
+                s.what = step::kind::wait;
+                auto w = words(line);
+                std::size_t used = 0;
+                s.millis = w.size() == 2 ? std::stoi(w[1], &used) : -1;
+                if (w.size() != 2 || used != w[1].size() || s.millis <= 0)
+                    throw std::invalid_argument("wait takes a number of milliseconds");
+                tc.steps.push_back(std::move(s));
             } else if (line.rfind("mosquitto-deviation ", 0) == 0) {
                 tc.mosquitto_deviation = trim(line.substr(20));
             } else if (line.rfind("config ", 0) == 0) {
@@ -191,7 +203,7 @@ test_case parse_case(const std::string& path) {
                 if (eq == std::string::npos) throw std::invalid_argument("config needs KEY=VALUE");
                 tc.config.set(trim(kv.substr(0, eq)), trim(kv.substr(eq + 1)));
             } else {
-                throw std::invalid_argument("unknown line (want '>', '<', 'config' or '#')");
+                throw std::invalid_argument("unknown line (want '>', '<', 'wait', 'config' or '#')");
             }
         } catch (const std::exception& e) {
             throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + e.what());
@@ -201,41 +213,40 @@ test_case parse_case(const std::string& path) {
     return tc;
 }
 
-namespace {
-
-// Plays the case; returns a description of the first mismatch, or "" if all matched.
-std::string play(const test_case& tc) {
+std::string play(const test_case& tc, case_transport& transport) {
     const std::string& path = tc.path;
     const bool strict = strict_mode();
-    broker_process broker(tc.config);
-    raw_client client(broker);
     std::uint8_t version = wire::v311;
     bool closed = false;
 
     for (const step& s : tc.steps) {
         std::string where = path + ":" + std::to_string(s.line);
-        if (s.send) {
+        if (s.what == step::kind::send) {
             if (auto level = connect_level(s.data); level && (*level == 4 || *level == 5)) version = *level;
-            client.set_version(version);
+            transport.set_version(version);
             // Sending into a connection the broker already closed is not itself a
             // failure: the next expectation says whether the close was right.
-            if (!closed && !client.try_send(s.data)) closed = true;
+            if (!closed && !transport.send(s.data)) closed = true;
+            continue;
+        }
+        if (s.what == step::kind::wait) {
+            transport.wait(std::chrono::milliseconds(s.millis));
             continue;
         }
         // Observe once, then compare with each alternative.
         observation o;
         bool wants_silence = std::any_of(s.alternatives.begin(), s.alternatives.end(),
                                          [](auto& e) { return e.what == expectation::kind::silence; });
-        auto timeout = wants_silence ? std::chrono::milliseconds(s.alternatives.front().millis) : expect_timeout;
+        auto timeout = expect_timeout;
         if (wants_silence)
             for (auto& e : s.alternatives)
                 if (e.what == expectation::kind::silence) timeout = std::chrono::milliseconds(e.millis);
-        auto r = client.read(timeout);
+        auto r = transport.read(timeout);
         o.what = r.what;
         o.pkt = r.pkt;
-        if (r.what == raw_client::status::closed) closed = true;
-        if (r.what == raw_client::status::packet && r.pkt.header == 0xE0) {
-            o.closed_after = client.expect_closed(expect_timeout);
+        if (r.what == case_transport::status::closed) closed = true;
+        if (r.what == case_transport::status::packet && r.pkt.header == 0xE0) {
+            o.closed_after = transport.read(expect_timeout).what == case_transport::status::closed;
             closed = o.closed_after;
         }
         auto first_match = std::find_if(s.alternatives.begin(), s.alternatives.end(),
@@ -244,10 +255,9 @@ std::string play(const test_case& tc) {
         if (!ok) {
             std::string wanted;
             for (auto& e : s.alternatives) wanted += (wanted.empty() ? "" : " | ") + e.text;
-            std::string log = broker.log();
-            if (log.size() > 2000) log = "..." + log.substr(log.size() - 2000);
             std::string mode = strict ? " (strict: the first)" : "";
-            return where + ": expected " + wanted + mode + "\n  got " + o.describe() + "\n  broker log tail:\n" + log;
+            return where + ": expected " + wanted + mode + "\n  got " + o.describe() + "\n" +
+                   transport.diagnostics();
         } else if (first_match != s.alternatives.begin()) {
             MESSAGE(where << ": accepted alternative '" << first_match->text << "' (not the first, '"
                           << s.alternatives.front().text << "')");
@@ -256,11 +266,46 @@ std::string play(const test_case& tc) {
     return {};
 }
 
+namespace {
+
+// A fresh broker process and a raw_client over a real socket; waits are real time.
+class socket_transport final : public case_transport {
+public:
+    explicit socket_transport(const broker_config& config) : broker_(config), client_(broker_) {}
+
+    bool send(const wire::bytes& data) override { return client_.try_send(data); }
+    result read(std::chrono::milliseconds timeout) override {
+        auto r = client_.read(timeout);
+        result out;
+        out.pkt = std::move(r.pkt);
+        out.what = r.what == raw_client::status::packet  ? status::packet
+                   : r.what == raw_client::status::closed ? status::closed
+                                                          : status::timeout;
+        return out;
+    }
+    // Real time passes (the `wait` directive is for time under test: keep alive).
+    void wait(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
+    void set_version(std::uint8_t version) override { client_.set_version(version); }
+    std::string diagnostics() override {
+        std::string log = broker_.log();
+        if (log.size() > 2000) log = "..." + log.substr(log.size() - 2000);
+        return "  broker log tail:\n" + log;
+    }
+
+private:
+    broker_process broker_;
+    raw_client client_;
+};
+
 }  // namespace
 
 void run_case(const std::string& path) {
     test_case tc = parse_case(path);
-    std::string failure = play(tc);
+    std::string failure;
+    {
+        socket_transport transport(tc.config);
+        failure = play(tc, transport);
+    }
     // Known Mosquitto deviations are evidence, not noise: reported, not failed.
     if (testing_mosquitto() && !tc.mosquitto_deviation.empty()) {
         if (failure.empty())
