@@ -614,3 +614,23 @@ TEST_CASE("MQTT-3.1.2-28 Response Information only when requested and configured
     auto quiet = b.connect();
     CHECK_FALSE(open(*quiet, make_connect("quiet")).props.response_information);
 }
+
+TEST_CASE("$SYS statistics are retained and readable, but clients may not publish there") {
+    fake_broker b;
+    auto c = b.connect(0);
+    open(*c, make_connect("ops"));
+    b.advance(300ms);  // worker 0 publishes $SYS on its first tick
+    subscribe_to(*c, "$SYS/broker/clients/connected", 0);
+    auto got = expect<publish>(*c);
+    CHECK(got.retain);
+    CHECK(got.payload == "1");
+    // A leading wildcard never matches $SYS [MQTT-4.7.2-1], and a client's publish there is dropped.
+    subscribe_to(*c, "#", 0);
+    publish_to(*c, "$SYS/broker/clients/connected", "999", 1);
+    CHECK(expect<puback>(*c).code == reason_code::not_authorized);
+    b.advance(10s);
+    for (auto& p : c->receive_all())  // the periodic update of the first subscription
+        CHECK(std::get<publish>(p).topic == "$SYS/broker/clients/connected");
+    subscribe_to(*c, "$SYS/broker/version", 0);
+    CHECK(expect<publish>(*c).topic == "$SYS/broker/version");
+}
