@@ -302,9 +302,13 @@ private:
 void run_case(const std::string& path) {
     test_case tc = parse_case(path);
     std::string failure;
-    {
+    try {
         socket_transport transport(tc.config);
         failure = play(tc, transport);
+    } catch (const std::exception& e) {
+        // E.g. the broker refused the case's config: a failure like any other (and
+        // subject to a listed Mosquitto deviation).
+        failure = path + ": " + e.what();
     }
     // Known Mosquitto deviations are evidence, not noise: reported, not failed.
     if (testing_mosquitto() && !tc.mosquitto_deviation.empty()) {
