@@ -147,7 +147,7 @@ TEST_CASE("edgemq --help exits 0 and lists every option") {
     }
 }
 
-TEST_CASE("edgemq --version exits 0 and prints 'edgemq <version>', the project's version") {
+TEST_CASE("edgemq --version exits 0 and prints 'edgemq <version>' with the project's version") {
     if (edgemq_only()) return;
     for (const char* flag : {"--version", "-V"}) {
         INFO(flag);
@@ -245,7 +245,7 @@ TEST_CASE("edgemq config error: a missing configuration file is named") {
     CHECK(r.error_output.find("No such file or directory") != std::string::npos);
 }
 
-TEST_CASE("edgemq config: // and /* */ comments are allowed, and the file's settings apply") {
+TEST_CASE("edgemq config: // and /* */ comments are allowed and the file's settings apply") {
     if (edgemq_only()) return;
     broker_config cfg;
     cfg.config_text = R"(// edgemq configuration with comments
@@ -313,11 +313,11 @@ void check_graceful_shutdown(int signo, const char* name) {
 
 }  // namespace
 
-TEST_CASE("edgemq SIGTERM: exit status 0, v5 clients get DISCONNECT 0x8B before the close") {
+TEST_CASE("edgemq SIGTERM: exit status 0 and v5 clients get DISCONNECT 0x8B before the close") {
     check_graceful_shutdown(SIGTERM, "SIGTERM");
 }
 
-TEST_CASE("edgemq SIGINT: exit status 0, v5 clients get DISCONNECT 0x8B before the close") {
+TEST_CASE("edgemq SIGINT: exit status 0 and v5 clients get DISCONNECT 0x8B before the close") {
     check_graceful_shutdown(SIGINT, "SIGINT");
 }
 
@@ -333,7 +333,7 @@ TEST_CASE("edgemq SIGTERM with no clients exits 0 at once") {
 
 // ---- port rebind after a crash --------------------------------------------------------
 
-TEST_CASE("edgemq restarted after kill -9 listens on the same port at once, despite TIME_WAIT") {
+TEST_CASE("edgemq restarted after kill -9 listens on the same port at once despite TIME_WAIT") {
     // Debian's Mosquitto fails this: "Address already in use" until TIME_WAIT ends
     // (60 s) when it rebinds without SO_REUSEADDR.
     std::uint16_t port = 0;
@@ -397,7 +397,7 @@ TEST_CASE("edgemq restarted after kill -9 listens on the same port at once, desp
 
 // ---- log lines -----------------------------------------------------------------------
 
-TEST_CASE("edgemq log: ISO UTC timestamps, 'listening mqtt', one line per connect and per disconnect with the reason") {
+TEST_CASE("edgemq log: ISO UTC timestamps and 'listening mqtt' and one line per connect and per disconnect with the reason") {
     if (edgemq_only()) return;
     broker_process broker;
     const std::string port = std::to_string(broker.port());

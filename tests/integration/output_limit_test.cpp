@@ -34,7 +34,7 @@ long rss_kib(pid_t pid) {
 // build: 11 MiB of PINGREQs in 8 s, broker RSS +6 MiB, still reading at the end).
 // Expected: the broker stops reading from (or disconnects) a client whose output is
 // full, so TCP flow control blocks it. Mosquitto 2.0.11 passes.
-TEST_CASE("EDGEMQ-BUG output beyond max_output_buffer: a client that sends PINGREQs and never reads is blocked, not buffered without bound") {
+TEST_CASE("EDGEMQ-BUG output beyond max_output_buffer: a client that sends PINGREQs and never reads is blocked and not buffered without bound") {
     broker_config cfg;
     cfg.config_text = R"({"workers": 1, "max_output_buffer": 65536})";
     broker_process broker(cfg);

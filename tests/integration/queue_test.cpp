@@ -95,7 +95,7 @@ TEST_CASE("[MQTT-3.3.2-5] an expired retained message is not sent to new subscri
     CHECK(sub.expect_silence(300ms));
 }
 
-TEST_CASE("harness: broker_process logs, restarts on the same data dir, survives kill9") {
+TEST_CASE("harness: broker_process logs and restarts on the same data dir and survives kill9") {
     broker_process broker;
     CHECK(broker.running());
     CHECK(std::filesystem::is_directory(broker.data_dir()));

@@ -6,7 +6,8 @@
 # every ctest summary until the decorator is removed. The entries run the case with
 # --no-skip, so `ctest` never runs them but the command line shows how to.
 #
-# In script mode (cmake -P, run after each build of TARGET) this file writes CTEST_FILE.
+# In script mode (cmake -P, run after each build of TARGET) this file writes CTEST_FILE,
+# and fails the build if a test name contains a comma (see below).
 
 if(CMAKE_SCRIPT_MODE_FILE)
   function(doctest_list out)
@@ -29,6 +30,13 @@ if(CMAKE_SCRIPT_MODE_FILE)
   string(REPLACE "," ";" LABELS "${LABELS}")
   doctest_list(all --no-skip)
   doctest_list(running)
+  # doctest_discover_tests() looks up each test's suite with --test-case=NAME, where a
+  # comma separates filters: such a test gets no label, and `ctest -L` never runs it.
+  foreach(name IN LISTS all)
+    if(name MATCHES ",")
+      message(FATAL_ERROR "${TEST_EXECUTABLE}: test name contains ',' (ctest -L would skip it): ${name}")
+    endif()
+  endforeach()
   set(script "")
   foreach(name IN LISTS all)
     list(FIND running "${name}" index)
