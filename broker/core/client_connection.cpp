@@ -257,6 +257,7 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         }
     }
     send(ack);
+    if (closed()) return false;
     log::info("client connected: ", client_id, " from ", peer_, " (MQTT ", version_name(c.version),
               ", clean start ", c.clean_start ? 1 : 0, ", keep alive ", keep_alive_, "s, session ",
               opened.session_present ? "resumed" : "new", ")");
@@ -528,7 +529,32 @@ void client_connection::send(const protocol::packet& p) {
                 packet.props.user_properties.clear();
             }
         }, trimmed);
-        if (protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_) return;
+        if (auto* ack = std::get_if<protocol::connack>(&trimmed);
+            ack && protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_) {
+            // CONNACK's properties tell the client our limits; one that cannot take them
+            // gets the bare CONNACK (with its assigned client id, if that still fits).
+            auto assigned = std::move(ack->props.assigned_client_identifier);
+            ack->props = {};
+            ack->props.assigned_client_identifier = std::move(assigned);
+            if (protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_)
+                ack->props.assigned_client_identifier.reset();
+        }
+        if (protocol::encoded_size(version_, trimmed) > client_maximum_packet_size_) {
+            // Nothing smaller says the same: a client that cannot receive this packet
+            // cannot go on with the protocol. Close rather than leave it waiting.
+            if (!std::holds_alternative<protocol::disconnect>(p)) {
+                log::info("closing connection of ", client_id().empty() ? std::string_view(peer_) : client_id(),
+                          ": its Maximum Packet Size (", client_maximum_packet_size_, ") is too small for ",
+                          protocol::to_string(protocol::type_of(p)));
+                if (phase_ == phase::connected) {
+                    finish(worker_core::detach_reason::with_will, "Maximum Packet Size too small");
+                } else {
+                    phase_ = phase::closed;
+                    io_.close();
+                }
+            }
+            return;
+        }
         protocol::encode(version_, trimmed, output_.bytes());
     } else {
         protocol::encode(version_, p, output_.bytes());
@@ -566,16 +592,29 @@ bool client_connection::send_publish(const session::delivery& d, std::uint16_t p
         h.subscription_identifiers = d.subscription_ids;
         h.forwarded_properties = m.forwarded_properties;
     }
+    // Topic alias: an alias the client already knows replaces the topic; a new one is
+    // assigned only if the packet with it still fits the client's Maximum Packet Size
+    // [MQTT-3.1.2-24], and otherwise the topic goes without an alias.
+    const auto fits = [&] {
+        return protocol::publish_packet_size(version_, h, m.payload.size()) <= client_maximum_packet_size_;
+    };
+    bool assign_alias = false;
+    if (v5 && outbound_aliases_.enabled()) {
+        if (const std::uint16_t known = outbound_aliases_.find(m.topic)) {
+            h.topic = {};
+            h.topic_alias = known;
+        } else {
+            h.topic_alias = outbound_aliases_.next();
+            assign_alias = fits();
+            if (!assign_alias) h.topic_alias = 0;
+        }
+    }
     // [MQTT-3.1.2-25]: too large for the client means discarded, as if sent.
-    if (protocol::publish_packet_size(version_, h, m.payload.size()) > client_maximum_packet_size_) {
+    if (!fits()) {
         log::debug("dropping message on ", m.topic, " for ", client_id(), ": larger than its Maximum Packet Size");
         return false;
     }
-    if (v5) {
-        const auto alias = outbound_aliases_.pick(m.topic);
-        h.topic_alias = alias.alias;
-        if (!alias.send_topic) h.topic = {};
-    }
+    if (assign_alias) outbound_aliases_.assign(m.topic);
     core_.encoder().append_header(d.msg, version_, h, m.payload.size(), output_.bytes());
     output_.append_payload(d.msg);
     core_.counters().messages_sent.fetch_add(1, std::memory_order_relaxed);

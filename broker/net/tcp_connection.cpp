@@ -45,6 +45,13 @@ void tcp_connection::on_readable(const error_code& wait_ec) {
         if (wait_ec != asio::error::operation_aborted) close_socket(wait_ec.message());
         return;
     }
+    if (write_in_flight_ && protocol_.output().size() >= worker_.core().settings().max_output_buffer) {
+        // The client is not taking what we write. Reading on would queue our answers to
+        // what it sends (PUBACK, PINGRESP, ...) without bound; leave its bytes in the
+        // kernel until the write completes, so TCP flow control holds it back.
+        reads_paused_ = true;
+        return;
+    }
     if (worker_.core().downstream_congested()) {
         // Leave the bytes in the kernel: TCP flow control slows the client down until
         // the workers we route to have caught up.
@@ -121,6 +128,10 @@ void tcp_connection::on_written(const error_code& ec) {
         if (gather_.capacity() > 64) std::vector<asio::const_buffer>().swap(gather_);
     }
     flush();
+    if (reads_paused_ && !closing_ && !closed_) {
+        reads_paused_ = false;
+        wait_readable();
+    }
 }
 
 void tcp_connection::close() {

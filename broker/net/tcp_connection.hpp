@@ -56,6 +56,7 @@ private:
     bool write_in_flight_ = false;
     bool closing_ = false;   // protocol asked to close: finish writing, then close
     bool lingering_ = false; // FIN sent, discarding input until the peer closes
+    bool reads_paused_ = false;  // output full: reading resumes when a write completes
     bool closed_ = false;
     std::chrono::steady_clock::time_point close_deadline_{};
     std::chrono::microseconds slow_down_delay_{};

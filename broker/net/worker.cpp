@@ -20,8 +20,8 @@ worker::worker(server& owner, core::broker& b, unsigned index)
       context_(1),  // one thread runs it: Asio may skip some locking
       work_guard_(asio::make_work_guard(context_)),
       tick_timer_(context_),
-      defer_timer_(context_),
-      read_buffer_(std::make_unique<char[]>(read_buffer_size)) {}
+      read_buffer_(std::make_unique<char[]>(read_buffer_size)),
+      defer_timer_(context_) {}
 
 worker::~worker() { join(); }
 

@@ -4,7 +4,11 @@ namespace edgemq::session {
 
 outbound_aliases::choice outbound_aliases::pick(std::string_view topic) {
     if (maximum_ == 0) return {};
-    if (auto it = by_topic_.find(topic); it != by_topic_.end()) return {it->second, false};
+    if (const std::uint16_t known = find(topic)) return {known, false};
+    return {assign(topic), true};
+}
+
+std::uint16_t outbound_aliases::assign(std::string_view topic) {
     std::uint16_t alias;
     if (by_alias_.size() < maximum_) {
         by_alias_.emplace_back(topic);
@@ -18,7 +22,7 @@ outbound_aliases::choice outbound_aliases::pick(std::string_view topic) {
         next_victim_ = static_cast<std::uint16_t>((next_victim_ + 1) % maximum_);
     }
     by_topic_.emplace(std::string(topic), alias);
-    return {alias, true};
+    return alias;
 }
 
 }  // namespace edgemq::session

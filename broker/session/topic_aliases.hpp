@@ -54,7 +54,22 @@ public:
         next_victim_ = 0;
     }
 
+    // Picks for one PUBLISH: the topic's alias, or a new one (recorded).
     choice pick(std::string_view topic);
+
+    bool enabled() const noexcept { return maximum_ != 0; }
+    // The alias the client already knows for `topic`, or 0.
+    std::uint16_t find(std::string_view topic) const noexcept {
+        auto it = by_topic_.find(topic);
+        return it == by_topic_.end() ? 0 : it->second;
+    }
+    // The alias assign() would give a topic without one (enabled() only).
+    std::uint16_t next() const noexcept {
+        return by_alias_.size() < maximum_ ? static_cast<std::uint16_t>(by_alias_.size() + 1)
+                                           : static_cast<std::uint16_t>(next_victim_ + 1);
+    }
+    // Records `topic` under next(), replacing the oldest assignment when all are taken.
+    std::uint16_t assign(std::string_view topic);
 
 private:
     struct string_hash {
