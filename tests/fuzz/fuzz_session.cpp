@@ -11,7 +11,8 @@
 //                  client on the other worker, so publishes are routed and delivered
 //               4  as 3 with a 3.1.1 CONNECT
 //             bit 3: tight limits (max packet 256, receive maximum 2, 2 topic aliases,
-//                    max keep alive 5 s, max session expiry 30 s, 4 KiB output buffer)
+//                    max keep alive 5 s, max session expiry 30 s, 4 KiB output buffer;
+//                    the subscriber accepts 64-byte packets and 2 aliases)
 //             bit 4: small queues (3 messages / 200 bytes)
 //             bit 5: with bit 4, drop_newest; and QoS 0 not queued for offline sessions
 //             bit 6: retain not available, maximum QoS 1
@@ -552,17 +553,18 @@ void scripted_subscribe(peer& c, protocol_version v, std::string filter, std::ui
 }
 
 // The second client of states 3 and 4: a v5 subscriber to '#' and '+/+' (overlap:
-// one copy with both subscription ids), small Receive Maximum and packet size.
+// one copy with both subscription ids), small Receive Maximum and packet size (64
+// bytes with tight limits, so that copies near the limit are easy to hit).
 class subscriber {
 public:
-    subscriber(world& w, unsigned worker) : world_(w), worker_(worker) {
+    subscriber(world& w, unsigned worker, bool tight) : world_(w), worker_(worker) {
         opts_.version = protocol_version::v5;
         opts_.client_id = "fz-sub";
         opts_.keep_alive = 0;
         opts_.session_expiry = 600;
         opts_.limits.receive_maximum = 3;
-        opts_.limits.topic_alias_maximum = 4;
-        opts_.limits.maximum_packet_size = 512;
+        opts_.limits.topic_alias_maximum = tight ? 2 : 4;
+        opts_.limits.maximum_packet_size = tight ? 64 : 512;
         connect(true);
     }
 
@@ -703,7 +705,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         scripted_connect(*fuzzed, o);
         fuzzed->keep_received = false;
         if (state >= 3) {
-            sub.emplace(w, 1);
+            sub.emplace(w, 1, (flags & 0x08) != 0);
             fuzzed->keep_received = true;
             scripted_subscribe(*fuzzed, o.version, "#", 2, 0);
             fuzzed->keep_received = false;
