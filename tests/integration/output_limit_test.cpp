@@ -27,14 +27,13 @@ long rss_kib(pid_t pid) {
 
 }  // namespace
 
-// EDGEMQ BUG (fails on edgemq, reported): max_output_buffer bounds only PUBLISH
-// deliveries; answers to what a client sends (PINGRESP, PUBACK, SUBACK, ...) are
-// appended to the connection's output while the broker keeps reading, so a client that
-// sends without reading grows the broker's memory with what it sends (measured, Debug
-// build: 11 MiB of PINGREQs in 8 s, broker RSS +6 MiB, still reading at the end).
-// Expected: the broker stops reading from (or disconnects) a client whose output is
-// full, so TCP flow control blocks it. Mosquitto 2.0.11 passes.
-TEST_CASE("EDGEMQ-BUG output beyond max_output_buffer: a client that sends PINGREQs and never reads is blocked and not buffered without bound") {
+// The broker must stop reading from (or disconnect) a client whose output is full, so
+// TCP flow control blocks it; answers to what it sends (PINGRESP, PUBACK, SUBACK, ...)
+// must not pile up. Regression: until d4f7d47 max_output_buffer bounded only PUBLISH
+// deliveries and edgemq kept reading (Debug build: 11 MiB of PINGREQs in 8 s, RSS
+// +6 MiB, still reading); since, the client blocks after ~6 MiB with RSS +0.3 MiB.
+// Mosquitto 2.0.11 passes.
+TEST_CASE("flow control: a client that sends PINGREQs and never reads is blocked and its answers are not buffered beyond max_output_buffer") {
     broker_config cfg;
     cfg.config_text = R"({"workers": 1, "max_output_buffer": 65536})";
     broker_process broker(cfg);
