@@ -54,7 +54,7 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/ts
 step "fuzzing (${fuzz_seconds}s per target)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEMQ_FUZZ=ON \
   -DEDGEMQ_BUILD_TESTS=OFF -DEDGEMQ_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
-cmake --build build/fuzz -j"$jobs"
+cmake --build build/fuzz --target fuzz_all -j"$jobs"
 (cd build/fuzz && ctest --output-on-failure -L fuzz)
 
 step "all tests passed"
