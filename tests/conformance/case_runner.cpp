@@ -1,6 +1,7 @@
 #include "case_runner.hpp"
 
 #include "support/raw_client.hpp"
+#include "support/wait.hpp"
 
 #include <doctest/doctest.h>
 
@@ -237,7 +238,10 @@ std::string play(const test_case& tc, case_transport& transport) {
         observation o;
         bool wants_silence = std::any_of(s.alternatives.begin(), s.alternatives.end(),
                                          [](auto& e) { return e.what == expectation::kind::silence; });
-        auto timeout = expect_timeout;
+        // Waiting for a packet stretches with EDGEMQ_TEST_TIME_SCALE (slow sanitizer
+        // builds); a silence window does not: it is time under test, an upper bound on
+        // when the broker may act (e.g. the keep-alive close).
+        std::chrono::milliseconds timeout = scaled(expect_timeout);
         if (wants_silence)
             for (auto& e : s.alternatives)
                 if (e.what == expectation::kind::silence) timeout = std::chrono::milliseconds(e.millis);
@@ -246,7 +250,7 @@ std::string play(const test_case& tc, case_transport& transport) {
         o.pkt = r.pkt;
         if (r.what == case_transport::status::closed) closed = true;
         if (r.what == case_transport::status::packet && r.pkt.header == 0xE0) {
-            o.closed_after = transport.read(expect_timeout).what == case_transport::status::closed;
+            o.closed_after = transport.read(scaled(expect_timeout)).what == case_transport::status::closed;
             closed = o.closed_after;
         }
         auto first_match = std::find_if(s.alternatives.begin(), s.alternatives.end(),
@@ -275,7 +279,7 @@ public:
 
     bool send(const wire::bytes& data) override { return client_.try_send(data); }
     result read(std::chrono::milliseconds timeout) override {
-        auto r = client_.read(timeout);
+        auto r = client_.read_unscaled(timeout);  // the runner decides what stretches
         result out;
         out.pkt = std::move(r.pkt);
         out.what = r.what == raw_client::status::packet  ? status::packet

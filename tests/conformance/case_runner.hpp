@@ -72,7 +72,8 @@ public:
     // Sends bytes; false when the broker has already closed the connection.
     virtual bool send(const wire::bytes& data) = 0;
     // The next whole packet, or the close (EOF/reset: buffered partial bytes are
-    // dropped), or timeout when neither comes within `timeout`.
+    // dropped), or timeout when neither comes within `timeout` (taken as given: the
+    // runner has already applied EDGEMQ_TEST_TIME_SCALE where it should).
     virtual result read(std::chrono::milliseconds timeout) = 0;
     // Lets `d` pass with the client silent (the `wait` directive).
     virtual void wait(std::chrono::milliseconds d) = 0;

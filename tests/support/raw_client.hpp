@@ -82,9 +82,11 @@ public:
     // The client's own port (the broker logs it as the peer); 0 when closed.
     std::uint16_t local_port() const;
 
+    // read() without EDGEMQ_TEST_TIME_SCALE: for windows that are time under test.
+    result read_unscaled(ms timeout);
+
 private:
     bool fill(ms timeout, bool& closed);
-    result read_unscaled(ms timeout);
 
     int fd_ = -1;
     std::uint8_t version_ = wire::v5;
