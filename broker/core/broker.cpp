@@ -68,6 +68,12 @@ std::size_t broker::retained_count() const {
     return retained_.size();
 }
 
+void broker::seed_ids(const stored_state& state) noexcept {
+    message_ids_.store(state.max_message_id, std::memory_order_relaxed);
+    session_ids_.store(state.max_session_id, std::memory_order_relaxed);
+    delivery_rows_.store(state.max_delivery_row, std::memory_order_relaxed);
+}
+
 std::size_t broker::subscription_count() const {
     std::shared_lock lock(subscriptions_mutex_);
     return subscriptions_.size();

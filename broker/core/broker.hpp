@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "broker/core/settings.hpp"
+#include "broker/core/store.hpp"
 #include "broker/session/message.hpp"
 #include "broker/topics/retained_tree.hpp"
 #include "broker/topics/subscription_tree.hpp"
@@ -30,6 +31,9 @@ struct session_status {
     // Connected, but more messages wait for it than its connection takes: publishers
     // routing to it are slowed down (see worker_core::backlog_high).
     std::atomic<bool> backlogged{false};
+    // The session's id in the durable store while it is persistent (expiry > 0 and a
+    // store is configured), else 0: publishers store QoS 1/2 deliveries to it.
+    std::atomic<std::uint64_t> store_id{0};
 };
 
 // A session as the subscription tree knows it. The key names the session and its
@@ -126,6 +130,16 @@ public:
 
     broker_counters& counters() noexcept { return counters_; }
 
+    // --- durable state -------------------------------------------------------------
+    // The store, or nullptr for durability "none". Set before the workers start.
+    void set_store(store* s) noexcept { store_ = s; }
+    store* durable_store() const noexcept { return store_; }
+    // Ids for stored rows, above every id the store already holds (seed_ids()).
+    void seed_ids(const stored_state& state) noexcept;
+    std::uint64_t next_message_id() noexcept { return message_ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
+    std::uint64_t next_session_id() noexcept { return session_ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
+    std::uint64_t next_delivery_row() noexcept { return delivery_rows_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
 private:
     struct worker_slot {
         worker_core* core;
@@ -150,6 +164,10 @@ private:
     std::atomic<std::size_t> retained_with_expiry_{0};
 
     std::atomic<std::uint64_t> assigned_ids_{0};
+    store* store_ = nullptr;
+    std::atomic<std::uint64_t> message_ids_{0};
+    std::atomic<std::uint64_t> session_ids_{0};
+    std::atomic<std::uint64_t> delivery_rows_{0};
     const char* version_ = "";
     std::uint64_t instance_nonce_;
     broker_counters counters_;

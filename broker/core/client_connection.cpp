@@ -38,18 +38,25 @@ std::string_view version_name(protocol_version v) {
 struct client_connection::flow_sink {
     client_connection& conn;
     bool can_send() const noexcept { return conn.can_send(); }
-    bool publish(const session::delivery& d, std::uint16_t packet_id, bool dup) {
-        return conn.send_publish(d, packet_id, dup);
+    bool publish(const session::delivery& d, std::uint16_t packet_id, bool dup, std::uint64_t send_seq) {
+        return conn.send_publish(d, packet_id, dup, send_seq);
     }
     void pubrel(std::uint16_t packet_id) { conn.send_ack(packet_type::pubrel, packet_id, reason_code::success); }
+    bool may_send(const session::delivery& d, std::uint64_t send_seq) { return conn.may_send(d, send_seq); }
 };
 
+namespace {
+std::atomic<std::uint64_t> g_streams{0};
+}
+
 client_connection::client_connection(worker_core& core, connection_io& io, std::string peer)
-    : core_(core), io_(io), peer_(std::move(peer)) {
+    : core_(core), io_(io), peer_(std::move(peer)), stream_id_(g_streams.fetch_add(1, std::memory_order_relaxed) + 1) {
     opened_at_ = last_packet_at_ = core_.now();
 }
 
 client_connection::~client_connection() {
+    *alive_ = false;
+    core_.forget_connection(*this);
     // Torn down without a close (the worker is going away): leave the session, but do
     // not call back into the transport, which is being destroyed.
     if (phase_ == phase::connected && session_) {
@@ -96,6 +103,8 @@ void client_connection::on_input(std::string_view bytes) {
         handle_packet(header, rest.substr(header.header_size, header.remaining_length), rest);
         offset += header.packet_size();
     }
+    // Everything this input asked of the store goes in one submission (group commit).
+    if (phase_ != phase::migrated) core_.end_of_input(*this);
     if (closed()) {
         std::string().swap(input_);
         return;
@@ -342,25 +351,32 @@ void client_connection::handle_publish(protocol::publish& p) {
         if (p.props.message_expiry_interval)
             msg->expires_at = core_.now() + std::chrono::seconds(*p.props.message_expiry_interval);
     }
-    const auto routed = core_.publish(std::move(msg));
-    if (routed.slow_down) slow_down_ = true;
-    const reason_code code = routed.targets == 0 && v5 ? reason_code::no_matching_subscribers : reason_code::success;
-    if (p.qos == 1) {
-        send_ack(packet_type::puback, p.packet_id, code);
-    } else if (p.qos == 2) {
-        s.inbound_qos2.insert(p.packet_id);
-        send_ack(packet_type::pubrec, p.packet_id, code);
-    }
+    if (p.qos == 2) s.inbound_qos2.insert(p.packet_id);
+    const packet_type ack = p.qos == 1 ? packet_type::puback : p.qos == 2 ? packet_type::pubrec : packet_type::reserved;
+    const auto routed = core_.publish_from(*this, s, std::move(msg), ack, p.packet_id);
+    if (routed.slow_down || core_.store_backlogged(*this)) slow_down_ = true;
 }
 
 void client_connection::handle_puback(const protocol::puback& p) {
-    if (session_->outbound.on_puback(p.packet_id)) session_->last_progress = core_.now();
+    std::uint64_t row = 0;
+    if (session_->outbound.on_puback(p.packet_id, &row)) {
+        session_->last_progress = core_.now();
+        if (row != 0) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
+    }
     pump();
 }
 
 void client_connection::handle_pubrec(const protocol::pubrec& p) {
     using outcome = session::outbound_flow::pubrec_outcome;
-    switch (session_->outbound.on_pubrec(p.packet_id, protocol::is_failure(p.code))) {
+    std::uint64_t row = 0;
+    const bool failed = protocol::is_failure(p.code);
+    const outcome result = session_->outbound.on_pubrec(p.packet_id, failed, &row);
+    if (row != 0) {
+        // Delivered (or refused by the client): the message need not be kept any more.
+        if (failed) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
+        else core_.store_later(store_ops::mark_released{stored_session_id(), row});
+    }
+    switch (result) {
         case outcome::send_pubrel:
             send_ack(packet_type::pubrel, p.packet_id, reason_code::success);
             break;
@@ -377,21 +393,32 @@ void client_connection::handle_pubrec(const protocol::pubrec& p) {
 
 void client_connection::handle_pubrel(const protocol::pubrel& p) {
     const bool known = session_->inbound_qos2.erase(p.packet_id) != 0;
-    send_ack(packet_type::pubcomp, p.packet_id,
-             known ? reason_code::success : reason_code::packet_identifier_not_found);
+    store_bound_work work;
+    work.ack = make_ack(packet_type::pubcomp, p.packet_id,
+                        known || version_ != protocol_version::v5 ? reason_code::success
+                                                                  : reason_code::packet_identifier_not_found);
+    // PUBCOMP releases the packet id; until the store has forgotten it too, a crash
+    // would make the client's next message with that id look like a duplicate.
+    if (known && stored_session_id() != 0)
+        work.ops.push_back(store_ops::remove_inbound{stored_session_id(), p.packet_id});
+    core_.after_store(*this, std::move(work));
 }
 
 void client_connection::handle_pubcomp(const protocol::pubcomp& p) {
-    if (session_->outbound.on_pubcomp(p.packet_id)) session_->last_progress = core_.now();
+    std::uint64_t row = 0;
+    if (session_->outbound.on_pubcomp(p.packet_id, &row)) {
+        session_->last_progress = core_.now();
+        if (row != 0) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
+    }
     pump();
 }
 
 void client_connection::handle_subscribe(const protocol::subscribe& p) {
-    protocol::suback ack;
-    ack.packet_id = p.packet_id;
-    ack.codes = core_.subscribe(*session_, p);
-    send(ack);  // [MQTT-3.8.4-1]: before the retained messages it brings
-    core_.deliver_retained_after_subscribe(*session_);
+    // The SUBACK goes out once a persistent session's subscriptions are stored, and
+    // before the retained messages it brings.
+    store_bound_work work;
+    core_.subscribe(*session_, p, work);
+    core_.after_store(*this, std::move(work));
 }
 
 void client_connection::handle_unsubscribe(const protocol::unsubscribe& p) {
@@ -445,6 +472,7 @@ void client_connection::finish(worker_core::detach_reason why, std::string_view 
     phase_ = phase::closed;
     if (was_connected && session_) {
         log::info("client disconnected: ", session_->client_id, " (", log_reason, ")");
+        core_.forget_connection(*this);
         client_session* s = session_;
         session_ = nullptr;
         core_.shared().counters().connections_current.fetch_sub(1, std::memory_order_relaxed);
@@ -562,23 +590,110 @@ void client_connection::send(const protocol::packet& p) {
     io_.output_ready();
 }
 
-void client_connection::send_ack(packet_type type, std::uint16_t packet_id, reason_code code) {
-    if (version_ != protocol_version::v5) code = reason_code::success;
-    auto make = [&](auto ack) {
+protocol::packet client_connection::make_ack(packet_type type, std::uint16_t packet_id, reason_code code) {
+    auto make = [&](auto ack) -> protocol::packet {
         ack.packet_id = packet_id;
         ack.code = code;
         return ack;
     };
     switch (type) {
-        case packet_type::puback: send(make(protocol::puback{})); break;
-        case packet_type::pubrec: send(make(protocol::pubrec{})); break;
-        case packet_type::pubrel: send(make(protocol::pubrel{})); break;
-        case packet_type::pubcomp: send(make(protocol::pubcomp{})); break;
-        default: break;
+        case packet_type::pubrec: return make(protocol::pubrec{});
+        case packet_type::pubrel: return make(protocol::pubrel{});
+        case packet_type::pubcomp: return make(protocol::pubcomp{});
+        default: return make(protocol::puback{});
     }
 }
 
-bool client_connection::send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup) {
+void client_connection::send_ack(packet_type type, std::uint16_t packet_id, reason_code code) {
+    if (version_ != protocol_version::v5) code = reason_code::success;
+    send(make_ack(type, packet_id, code));
+}
+
+void client_connection::send_after_store(const protocol::packet& ack, bool stored) {
+    if (closed()) return;
+    if (stored) {
+        send(ack);
+        return;
+    }
+    const bool publish_ack = std::holds_alternative<protocol::puback>(ack) || std::holds_alternative<protocol::pubrec>(ack);
+    if (!publish_ack) {
+        send(ack);
+        return;
+    }
+    if (version_ != protocol_version::v5) {
+        // 3.1.1 has no negative acknowledgement: without one the client keeps the
+        // message and sends it again after reconnecting.
+        fail(reason_code::quota_exceeded, "the store could not keep the message (disk full?)");
+        return;
+    }
+    protocol::packet refused = ack;
+    std::visit([](auto& a) {
+        if constexpr (requires { a.code; a.packet_id; }) a.code = reason_code::quota_exceeded;
+    }, refused);
+    send(refused);
+}
+
+std::uint64_t client_connection::stored_session_id() const noexcept {
+    return session_ ? session_->status.store_id.load(std::memory_order_relaxed) : 0;
+}
+
+bool client_connection::may_send(const session::delivery& d, std::uint64_t send_seq) {
+    if (d.store_row == 0 || d.qos != 2) return true;
+    auto it = reserved_.find(d.store_row);
+    if (it != reserved_.end() && it->second.seq == send_seq) {
+        if (!it->second.durable) return false;
+        reserved_.erase(it);
+        return true;
+    }
+    if (stored_session_id() == 0) return true;
+    reserve_send_sequence(send_seq);
+    return false;
+}
+
+void client_connection::reserve_send_sequence(std::uint64_t first_seq) {
+    // Reserve ids for everything that will be sent next in one store write, so that a
+    // QoS 2 stream waits for the store once per window, not once per message.
+    const std::uint64_t session_id = stored_session_id();
+    std::vector<store_op> ops;
+    std::vector<std::uint64_t> rows;
+    std::uint64_t seq = first_seq;
+    std::size_t budget = client_receive_maximum_;
+    session_->outbound.for_each_pending([&](const session::delivery& d) {
+        if (budget == 0 || d.qos == 0) return;
+        --budget;
+        if (d.store_row != 0 && !(reserved_.count(d.store_row) && reserved_[d.store_row].seq == seq)) {
+            ops.push_back(store_ops::mark_sent{session_id, d.store_row, seq});
+            if (d.qos == 2) {
+                reserved_[d.store_row] = reservation{seq, false};
+                rows.push_back(d.store_row);
+            }
+        }
+        ++seq;
+    });
+    if (ops.empty()) return;
+    std::weak_ptr<bool> alive = alive_;
+    worker_executor& home = core_.shared().executor(core_.index());
+    core_.shared().durable_store()->submit(
+        std::move(ops), [this, alive, &home, rows = std::move(rows)](bool) {
+            home.post([this, alive, rows] {
+                auto still = alive.lock();
+                if (!still || !*still) return;
+                // Even when the write failed (disk full) the message goes out: holding it
+                // forever would be worse than the small risk that a crash before the
+                // store recovers repeats it.
+                for (std::uint64_t row : rows)
+                    if (auto r = reserved_.find(row); r != reserved_.end()) r->second.durable = true;
+                pump();
+            });
+        });
+}
+
+// The send sequence number matters only for QoS 2 to persistent sessions, whose ids
+// were reserved in the store by may_send(). QoS 1 deliveries are not marked as sent: after
+// a crash they go out again as new (QoS 1 allows the duplicate), which spares the disk a
+// write per message.
+bool client_connection::send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup,
+                                     std::uint64_t /*send_seq*/) {
     const session::message& m = *d.msg;
     protocol::publish_header h;
     h.topic = m.topic;

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <string>
+#include <memory>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "broker/core/output_queue.hpp"
@@ -70,6 +72,16 @@ public:
     // Used by worker_core when delivering: sends what the session has queued.
     void pump();
 
+    // Identifies this connection's store-bound work in its worker_core.
+    std::uint64_t stream_id() const noexcept { return stream_id_; }
+    std::uint64_t session_key() const noexcept { return session_ ? session_->key : 0; }
+    // An acknowledgement held until the store committed what it acknowledges; `stored`
+    // is false when the store failed: then PUBACK/PUBREC say Quota exceeded (v5), and a
+    // 3.1.1 client, which cannot be told, is disconnected so that it sends again.
+    void send_after_store(const protocol::packet& ack, bool stored);
+    // Queues a packet for the client (encoded now, written by the transport later).
+    void send(const protocol::packet& p);
+
 private:
     enum class phase : std::uint8_t { awaiting_connect, connected, closed, migrated };
 
@@ -92,10 +104,17 @@ private:
     // Ends the connection; `why` decides what happens to the Will.
     void finish(worker_core::detach_reason why, std::string_view log_reason);
 
-    void send(const protocol::packet& p);
     void send_ack(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
+    static protocol::packet make_ack(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
     bool can_send() const noexcept { return output_.size() < core_.settings().max_output_buffer; }
-    bool send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup);
+    bool send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup, std::uint64_t send_seq);
+    // First sends of QoS 2 deliveries to a persistent session wait until their send
+    // sequence numbers (hence packet ids) are durable: a message received and
+    // acknowledged with PUBREC before a crash must come again with the same packet id,
+    // or the client would take it for a new one [MQTT-4.3.3, exactly once].
+    bool may_send(const session::delivery& d, std::uint64_t send_seq);
+    void reserve_send_sequence(std::uint64_t first_seq);
+    std::uint64_t stored_session_id() const noexcept;
     // Reason String for the client, unless it asked us not to [MQTT-3.1.2-29].
     void add_reason(protocol::properties& props, const char* why) const;
     std::uint16_t inbound_qos_in_flight() const noexcept;
@@ -107,6 +126,14 @@ private:
     std::string peer_;
     phase phase_ = phase::awaiting_connect;
     bool slow_down_ = false;
+    std::uint64_t stream_id_;
+    // QoS 2 send sequence numbers reserved in the store: row -> (seq, durable yet).
+    struct reservation {
+        std::uint64_t seq;
+        bool durable;
+    };
+    std::unordered_map<std::uint64_t, reservation> reserved_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     protocol::protocol_version version_ = protocol::protocol_version::v311;
     session::time_point opened_at_;
     session::time_point last_packet_at_;

@@ -5,6 +5,7 @@
 
 #include "broker/core/client_connection.hpp"
 #include "broker/core/log.hpp"
+#include "broker/core/wall_clock.hpp"
 #include "broker/protocol/codec.hpp"
 #include "broker/protocol/validate.hpp"
 
@@ -89,6 +90,8 @@ client_session& worker_core::create_session(const std::string& client_id) {
 }
 
 void worker_core::end_session(client_session& s, bool release_home) {
+    if (const std::uint64_t id = s.status.store_id.exchange(0, std::memory_order_relaxed))
+        submit_now({store_ops::remove_session{id}});
     const subscriber who{s.key, &s.status};
     for (const auto& entry : s.subscriptions) broker_.unsubscribe(entry.first, who);
     by_client_id_.erase(s.client_id);
@@ -131,6 +134,7 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     s->will = c.will ? std::make_unique<protocol::will_message>(*c.will) : nullptr;
     s->will_delay = c.will ? c.will->props.will_delay_interval.value_or(0) : 0;
     s->will_at = session::never;
+    persist_session(*s);
     return open_result{s, present, std::nullopt};
 }
 
@@ -160,6 +164,7 @@ void worker_core::detach(client_session& s, detach_reason why) {
             schedule_timer(s.will_at, s.key);
         }
     }
+    persist_session(s);  // disconnected now (expiry counts from here), with any delayed Will
 }
 
 void worker_core::publish_will(client_session& s) {
@@ -177,15 +182,93 @@ void worker_core::publish_will(client_session& s) {
         msg->expires_at = now() + std::chrono::seconds(*will.props.message_expiry_interval);
     log::debug("publishing will of ", s.client_id, " to ", msg->topic);
     publish(std::move(msg));
+    persist_session(s);  // the stored Will is gone
 }
 
-worker_core::publish_result worker_core::publish(message_ptr msg) {
+worker_core::publish_result worker_core::publish(std::shared_ptr<message> msg) {
     counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
+    thread_local std::vector<routed_delivery> targets;
+    targets.clear();
+    std::vector<store_op> ops;
+    store* st = broker_.durable_store();
+    const publish_result result = collect_targets(msg, targets, st ? &ops : nullptr);
+    if (st) {
+        add_message_ops(msg, ops, !ops.empty());
+        // Nobody waits for an acknowledgement: submit now, ahead of any removal a
+        // subscriber's acknowledgement could cause.
+        if (!ops.empty()) submit_now(std::move(ops));
+    }
     if (msg->retain) broker_.retain(msg);
-    return route(msg);
+    dispatch(targets);
+    return result;
 }
 
-worker_core::publish_result worker_core::route(const message_ptr& msg) {
+worker_core::publish_result worker_core::publish_from(client_connection& source, client_session& s,
+                                                      std::shared_ptr<message> msg, protocol::packet_type ack,
+                                                      std::uint16_t packet_id) {
+    counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
+    // v5 tells a publisher when nobody subscribed [MQTT-3.4.2.1]; 3.1.1 has only success.
+    auto make_ack = [&](std::size_t targets) -> std::optional<protocol::packet> {
+        if (ack == protocol::packet_type::reserved) return std::nullopt;
+        const reason_code code = targets == 0 && s.version == protocol::protocol_version::v5
+                                     ? reason_code::no_matching_subscribers
+                                     : reason_code::success;
+        if (ack == protocol::packet_type::pubrec) return protocol::pubrec{{packet_id, code, {}}};
+        return protocol::puback{packet_id, code, {}};
+    };
+    store* st = broker_.durable_store();
+    if (!st) {
+        // Memory only: everything happens now.
+        thread_local std::vector<routed_delivery> targets;
+        targets.clear();
+        const publish_result result = collect_targets(msg, targets, nullptr);
+        if (msg->retain) broker_.retain(msg);
+        dispatch(targets);
+        if (auto a = make_ack(result.targets)) source.send(*a);
+        return result;
+    }
+    store_bound_work work;
+    const publish_result result = collect_targets(msg, work.deliveries, &work.ops);
+    add_message_ops(msg, work.ops, !work.ops.empty());
+    const std::uint64_t session_id = s.status.store_id.load(std::memory_order_relaxed);
+    if (ack == protocol::packet_type::pubrec && session_id != 0) {
+        work.ops.push_back(store_ops::put_inbound{session_id, packet_id});
+        work.inbound_qos2_id = packet_id;
+    }
+    if (msg->retain) work.retained = msg;
+    work.ack = make_ack(result.targets);
+    after_store(source, std::move(work));
+    return result;
+}
+
+void worker_core::add_message_ops(const std::shared_ptr<message>& shared_msg, std::vector<store_op>& ops,
+                                  bool has_rows) {
+    message& msg = *shared_msg;
+    // $SYS statistics are made anew at every start.
+    if (msg.topic.starts_with("$SYS/")) {
+        ops.clear();
+        return;
+    }
+    bool keep = has_rows;
+    if (msg.retain) {
+        if (msg.payload.empty()) {
+            ops.push_back(store_ops::remove_retained{msg.topic});
+        } else {
+            keep = true;
+        }
+    }
+    if (!keep) return;
+    msg.store_id = broker_.next_message_id();
+    const time_point steady = now();
+    ops.insert(ops.begin(), store_ops::put_message{msg.store_id, shared_msg, to_wall(msg.expires_at, steady, wall_now())});
+    // The deliveries were made before the id existed.
+    for (store_op& op : ops)
+        if (auto* d = std::get_if<store_ops::put_delivery>(&op)) d->delivery.message_id = msg.store_id;
+    if (msg.retain && !msg.payload.empty()) ops.push_back(store_ops::put_retained{msg.topic, msg.store_id});
+}
+
+worker_core::publish_result worker_core::collect_targets(const message_ptr& msg, std::vector<routed_delivery>& out,
+                                                         std::vector<store_op>* ops) {
     thread_local std::vector<match_entry> direct;
     thread_local std::vector<match_entry> shared;
     direct.clear();
@@ -193,7 +276,22 @@ worker_core::publish_result worker_core::route(const message_ptr& msg) {
     match_collector collector{*msg, direct, shared};
     broker_.match(msg->topic, collector);
     if (direct.empty() && shared.empty()) return {};
-    if (outbox_.size() < broker_.worker_count()) outbox_.resize(broker_.worker_count());
+
+    // Persistent sessions get a store row for QoS 1/2 deliveries; QoS 0 never touches
+    // the store.
+    auto keep = [&](const subscriber& who, delivery& d) {
+        if (!ops || d.qos == 0) return;
+        const std::uint64_t session_id = who.status->store_id.load(std::memory_order_relaxed);
+        if (session_id == 0) return;
+        d.store_row = broker_.next_delivery_row();
+        stored_delivery row;
+        row.session_id = session_id;
+        row.row = d.store_row;
+        row.qos = d.qos;
+        row.retain = d.retain;
+        row.subscription_identifiers = d.subscription_ids;
+        ops->push_back(store_ops::put_delivery{std::move(row)});
+    };
 
     // A session with several matching subscriptions gets one PUBLISH, at the highest
     // granted QoS, with every subscription identifier [MQTT-3.3.4-3..5].
@@ -203,11 +301,11 @@ worker_core::publish_result worker_core::route(const message_ptr& msg) {
     }
     std::size_t targets = 0;
     for (std::size_t i = 0; i < direct.size();) {
-        const std::uint64_t key = direct[i].who.key;
+        const subscriber who = direct[i].who;
         delivery d;
         std::uint8_t granted = 0;
         bool retain_as_published = false;
-        for (; i < direct.size() && direct[i].who.key == key; ++i) {
+        for (; i < direct.size() && direct[i].who.key == who.key; ++i) {
             const topics::subscription& sub = direct[i].sub;
             granted = std::max(granted, sub.options.qos);
             retain_as_published = retain_as_published || sub.options.retain_as_published;
@@ -217,7 +315,8 @@ worker_core::publish_result worker_core::route(const message_ptr& msg) {
         d.qos = std::min(msg->qos, granted);  // [MQTT-3.8.4-8]
         // Forwarded messages carry RETAIN only with Retain As Published [MQTT-3.3.1-12..13].
         d.retain = retain_as_published && msg->retain;
-        outbox_[worker_of(key)].push_back(routed_delivery{key, std::move(d)});
+        keep(who, d);
+        out.push_back(routed_delivery{who.key, std::move(d)});
         ++targets;
     }
     for (const match_entry& m : shared) {
@@ -226,11 +325,173 @@ worker_core::publish_result worker_core::route(const message_ptr& msg) {
         d.qos = std::min(msg->qos, m.sub.options.qos);
         d.retain = m.sub.options.retain_as_published && msg->retain;
         if (m.sub.identifier != 0) d.subscription_ids.push_back(m.sub.identifier);
-        outbox_[worker_of(m.who.key)].push_back(routed_delivery{m.who.key, std::move(d)});
+        keep(m.who, d);
+        out.push_back(routed_delivery{m.who.key, std::move(d)});
         ++targets;
     }
-    schedule_flush();
     return {targets, collector.backlogged && settings().publisher_backpressure};
+}
+
+void worker_core::dispatch(std::vector<routed_delivery>& deliveries) {
+    if (deliveries.empty()) return;
+    if (outbox_.size() < broker_.worker_count()) outbox_.resize(broker_.worker_count());
+    for (routed_delivery& rd : deliveries) outbox_[worker_of(rd.key)].push_back(std::move(rd));
+    deliveries.clear();
+    schedule_flush();
+}
+
+void worker_core::after_store(client_connection& source, store_bound_work work) {
+    work_chain& chain = chains_[source.stream_id()];
+    if (!chain.connection) {
+        chain.connection = &source;
+        chain.session_key = source.session_key();
+    }
+    if (work.ops.empty() && chain.pending.empty()) {
+        complete(chain, work, true);
+        return;
+    }
+    if (chain.pending.empty() || chain.pending.back().submitted) {
+        chain.pending.push_back(pending_work{});
+        chain.pending.back().id = ++last_work_id_;
+    }
+    pending_work& p = chain.pending.back();
+    for (store_op& op : work.ops) p.ops.push_back(std::move(op));
+    work.ops.clear();
+    p.items.push_back(std::move(work));
+}
+
+void worker_core::end_of_input(client_connection& source) {
+    auto it = chains_.find(source.stream_id());
+    if (it == chains_.end() || it->second.pending.empty()) return;
+    pending_work& p = it->second.pending.back();
+    if (p.submitted) return;
+    p.submitted = true;
+    if (p.ops.empty()) {
+        // Only waits for the work before it.
+        p.committed = true;
+        complete_ready(it->first);
+        return;
+    }
+    const std::uint64_t chain_id = it->first;
+    const std::uint64_t work_id = p.id;
+    broker_.durable_store()->submit(std::exchange(p.ops, {}), [this, chain_id, work_id](bool ok) {
+        // On the store's thread: hand over to this worker.
+        broker_.executor(index_).post([this, chain_id, work_id, ok] { on_committed(chain_id, work_id, ok); });
+    });
+}
+
+void worker_core::on_committed(std::uint64_t chain_id, std::uint64_t work_id, bool ok) {
+    auto it = chains_.find(chain_id);
+    if (it == chains_.end()) return;
+    for (pending_work& p : it->second.pending) {
+        if (p.id == work_id) {
+            p.committed = true;
+            p.ok = ok;
+            break;
+        }
+    }
+    complete_ready(chain_id);
+}
+
+void worker_core::complete_ready(std::uint64_t chain_id) {
+    auto it = chains_.find(chain_id);
+    if (it == chains_.end()) return;
+    work_chain& chain = it->second;
+    while (!chain.pending.empty() && chain.pending.front().committed) {
+        pending_work p = std::move(chain.pending.front());
+        chain.pending.pop_front();
+        for (store_bound_work& item : p.items) complete(chain, item, p.ok);
+    }
+    if (chain.pending.empty() && !chain.connection) chains_.erase(it);
+}
+
+void worker_core::complete(work_chain& chain, store_bound_work& item, bool ok) {
+    if (ok) {
+        if (item.retained) broker_.retain(item.retained);
+        dispatch(item.deliveries);
+    } else {
+        if (!store_failure_logged_) {
+            log::warn("the store could not keep a message: publishers get no acknowledgement until it can");
+            store_failure_logged_ = true;
+        }
+        // Not kept, so not routed either: the publisher is told (v5) or disconnected
+        // (3.1.1, which has no negative acknowledgement) and sends it again.
+        if (item.inbound_qos2_id != 0) {
+            auto s = sessions_.find(chain.session_key);
+            if (s != sessions_.end()) s->second->inbound_qos2.erase(item.inbound_qos2_id);
+        }
+    }
+    if (ok && store_failure_logged_ && !item.ops.empty()) store_failure_logged_ = false;
+    if (item.ack && chain.connection) chain.connection->send_after_store(*item.ack, ok);
+}
+
+bool worker_core::store_backlogged(const client_connection& source) const noexcept {
+    auto it = chains_.find(source.stream_id());
+    return it != chains_.end() && it->second.pending.size() > max_pending_store_work;
+}
+
+void worker_core::forget_connection(client_connection& source) {
+    auto it = chains_.find(source.stream_id());
+    if (it == chains_.end()) return;
+    it->second.connection = nullptr;
+    if (it->second.pending.empty()) {
+        chains_.erase(it);
+        return;
+    }
+    // Work it added but did not submit yet must still reach the store.
+    if (!it->second.pending.back().submitted) end_of_input(source);
+}
+
+void worker_core::store_later(store_op op) {
+    store_later_.push_back(std::move(op));
+    schedule_flush();
+}
+
+void worker_core::submit_now(std::vector<store_op> ops) {
+    store* st = broker_.durable_store();
+    if (!st || ops.empty()) return;
+    // Keep the order: anything queued for later goes first.
+    if (!store_later_.empty()) {
+        std::vector<store_op> all = std::exchange(store_later_, {});
+        for (store_op& op : ops) all.push_back(std::move(op));
+        ops = std::move(all);
+    }
+    st->submit(std::move(ops), [](bool) {});
+}
+
+void worker_core::drain_dropped_rows(client_session& s) {
+    if (!s.outbound.has_dropped_rows()) return;
+    const std::uint64_t session_id = s.status.store_id.load(std::memory_order_relaxed);
+    for (std::uint64_t row : s.outbound.take_dropped_rows())
+        if (session_id != 0) store_later(store_ops::remove_delivery{session_id, row});
+}
+
+void worker_core::persist_session(client_session& s) {
+    store* st = broker_.durable_store();
+    if (!st) return;
+    const std::uint64_t id = s.status.store_id.load(std::memory_order_relaxed);
+    if (s.expiry_interval == 0) {
+        // Not (or no longer) persistent: whatever was stored goes.
+        if (id != 0) {
+            s.status.store_id.store(0, std::memory_order_relaxed);
+            submit_now({store_ops::remove_session{id}});
+        }
+        return;
+    }
+    stored_session row;
+    row.id = id != 0 ? id : broker_.next_session_id();
+    row.client_id = s.client_id;
+    row.expiry_interval = s.expiry_interval;
+    row.disconnected_at = s.connection ? 0 : wall_now();
+    if (s.will) {
+        row.will = *s.will;
+        row.will->props.will_delay_interval = s.will_delay;
+    }
+    const std::uint64_t stored_id = row.id;
+    // Submitted before the id is visible to other workers, so that no delivery row of
+    // this session can reach the store before the session row does.
+    submit_now({store_ops::put_session{std::move(row)}});
+    if (id == 0) s.status.store_id.store(stored_id, std::memory_order_relaxed);
 }
 
 void worker_core::schedule_flush() {
@@ -241,6 +502,10 @@ void worker_core::schedule_flush() {
 
 void worker_core::flush() {
     flush_scheduled_ = false;
+    if (!store_later_.empty()) {
+        if (store* st = broker_.durable_store()) st->submit(std::exchange(store_later_, {}), [](bool) {});
+        store_later_.clear();
+    }
     if (outbox_.size() < broker_.worker_count()) outbox_.resize(broker_.worker_count());
     for (unsigned w = 0; w < outbox_.size(); ++w) {
         if (w == index_ || outbox_[w].empty()) continue;
@@ -281,6 +546,7 @@ void worker_core::deliver(client_session& s, delivery d) {
     if (!s.connection && d.qos == 0 && !settings().queue_qos0_offline) return;
     const std::uint64_t dropped_before = s.outbound.counters().dropped_queue_full;
     s.outbound.enqueue(std::move(d));
+    drain_dropped_rows(s);
     const std::uint64_t dropped = s.outbound.counters().dropped_queue_full - dropped_before;
     if (dropped != 0) {
         counters_.messages_dropped.fetch_add(dropped, std::memory_order_relaxed);
@@ -311,10 +577,12 @@ void worker_core::update_backlog(client_session& s) noexcept {
     }
 }
 
-std::vector<reason_code> worker_core::subscribe(client_session& s, const protocol::subscribe& packet) {
-    std::vector<reason_code> codes;
+void worker_core::subscribe(client_session& s, const protocol::subscribe& packet, store_bound_work& work) {
+    protocol::suback ack;
+    ack.packet_id = packet.packet_id;
+    std::vector<reason_code>& codes = ack.codes;
     codes.reserve(packet.entries.size());
-    retained_due_.clear();
+    const std::uint64_t session_id = s.status.store_id.load(std::memory_order_relaxed);
     const bool v5 = s.version == protocol::protocol_version::v5;
     const std::uint32_t identifier =
         packet.props.subscription_identifiers.empty() ? 0 : packet.props.subscription_identifiers.front();
@@ -330,6 +598,8 @@ std::vector<reason_code> worker_core::subscribe(client_session& s, const protoco
         const bool existed = broker_.subscribe(entry.filter, who, topics::subscription{options, identifier});
         s.subscriptions[entry.filter] = subscription_record{options, identifier};
         codes.push_back(static_cast<reason_code>(options.qos));
+        if (session_id != 0)
+            work.ops.push_back(store_ops::put_subscription{{session_id, entry.filter, options, identifier}});
 
         // Retained messages go to new non-shared subscriptions per Retain Handling
         // [MQTT-3.3.1-9..11]; never to shared ones [MQTT-4.8.2-?].
@@ -341,16 +611,15 @@ std::vector<reason_code> worker_core::subscribe(client_session& s, const protoco
             d.qos = std::min(msg->qos, options.qos);
             d.retain = true;  // [MQTT-3.3.1-8]
             if (identifier != 0) d.subscription_ids.push_back(identifier);
-            retained_due_.push_back(std::move(d));
+            if (session_id != 0 && d.qos > 0 && msg->store_id != 0) {
+                d.store_row = broker_.next_delivery_row();
+                work.ops.push_back(store_ops::put_delivery{
+                    {session_id, d.store_row, msg->store_id, d.qos, d.retain, d.subscription_ids, 0, false}});
+            }
+            work.deliveries.push_back(routed_delivery{s.key, std::move(d)});
         });
     }
-    return codes;
-}
-
-void worker_core::deliver_retained_after_subscribe(client_session& s) {
-    std::vector<delivery> due;
-    due.swap(retained_due_);
-    for (delivery& d : due) deliver(s, std::move(d));
+    work.ack = std::move(ack);
 }
 
 std::vector<reason_code> worker_core::unsubscribe(client_session& s, const protocol::unsubscribe& packet) {
@@ -363,7 +632,10 @@ std::vector<reason_code> worker_core::unsubscribe(client_session& s, const proto
             continue;
         }
         const bool existed = broker_.unsubscribe(filter, who);
-        s.subscriptions.erase(filter);
+        if (s.subscriptions.erase(filter) != 0) {
+            if (const std::uint64_t id = s.status.store_id.load(std::memory_order_relaxed))
+                store_later(store_ops::remove_subscription{id, filter});
+        }
         codes.push_back(existed ? reason_code::success : reason_code::no_subscription_existed);
     }
     return codes;
@@ -415,8 +687,12 @@ void worker_core::publish_sys_statistics(time_point now) {
         msg->topic = std::move(topic);
         msg->payload = std::move(value);
         msg->retain = true;
-        broker_.retain(msg);  // not publish(): the broker's own messages are not counted as received
-        route(msg);
+        // Not publish(): the broker's own messages are neither counted as received nor stored.
+        broker_.retain(msg);
+        thread_local std::vector<routed_delivery> targets;
+        targets.clear();
+        collect_targets(msg, targets, nullptr);
+        dispatch(targets);
     };
     put("$SYS/broker/version", std::string("edgemq ") + broker_.version());
     put("$SYS/broker/uptime", std::to_string(uptime) + " seconds");
@@ -435,6 +711,33 @@ void worker_core::shutdown() {
     for (auto& [key, s] : sessions_)
         if (s->connection) connected.push_back(s->connection);
     for (client_connection* c : connected) c->shut_down();
+}
+
+void worker_core::adopt_stored_session(restored_session r, wall_ms wall) {
+    const stored_session& row = *r.session;
+    client_session& s = create_session(row.client_id);
+    s.status.store_id.store(row.id, std::memory_order_relaxed);
+    s.expiry_interval = row.expiry_interval;
+    const time_point steady = now();
+    // A session still connected when the broker stopped (or died) lost its connection then.
+    const wall_ms ended = row.disconnected_at != 0 ? row.disconnected_at : wall;
+    if (row.expiry_interval != 0xFFFF'FFFF) {
+        s.expires_at = to_steady(ended + std::int64_t{row.expiry_interval} * 1000, steady, wall);
+        schedule_timer(s.expires_at, s.key);
+    }
+    if (row.will) {
+        s.will = std::make_unique<protocol::will_message>(*row.will);
+        s.will_delay = row.will->props.will_delay_interval.value_or(0);
+        s.will_at = to_steady(ended + std::int64_t{std::min(s.will_delay, row.expiry_interval)} * 1000, steady, wall);
+        schedule_timer(s.will_at, s.key);
+    }
+    const subscriber who{s.key, &s.status};
+    for (const stored_subscription* sub : r.subscriptions) {
+        broker_.subscribe(sub->filter, who, topics::subscription{sub->options, sub->identifier});
+        s.subscriptions[sub->filter] = subscription_record{sub->options, sub->identifier};
+    }
+    for (std::uint16_t id : r.inbound) s.inbound_qos2.insert(id);
+    s.outbound.restore(std::move(r.sent), std::move(r.queued));
 }
 
 }  // namespace edgemq::core

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <deque>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "broker/core/broker.hpp"
 #include "broker/core/client_session.hpp"
 #include "broker/core/publish_encoder.hpp"
+#include "broker/core/store.hpp"
 #include "broker/protocol/packets.hpp"
 #include "broker/session/message.hpp"
 
@@ -31,6 +33,18 @@ class client_connection;
 struct routed_delivery {
     std::uint64_t key = 0;
     session::delivery d;
+};
+
+// What a connection's request leads to once the store has what it must keep: the
+// acknowledgement for the client and the deliveries to hand out. Work of one connection
+// completes in the order it was submitted, so acknowledgements keep their order
+// [MQTT-4.6.0-2..4] and a publisher's messages keep theirs [MQTT-4.6.0-5].
+struct store_bound_work {
+    std::vector<store_op> ops;                    // what must be durable first
+    std::vector<routed_delivery> deliveries;      // handed out once it is
+    session::message_ptr retained;                // set (or, with an empty payload, cleared) then
+    std::optional<protocol::packet> ack;          // sent to the connection then
+    std::uint16_t inbound_qos2_id = 0;            // forgotten if the store fails
 };
 
 struct worker_counters {
@@ -82,14 +96,49 @@ public:
         // little before sending more (publisher_backpressure).
         bool slow_down = false;
     };
-    publish_result publish(session::message_ptr msg);
+    // A message from nowhere that waits for acknowledgement (a Will, $SYS): routed at
+    // once; what the store must keep of it is submitted before it is handed out.
+    publish_result publish(std::shared_ptr<session::message> msg);
 
-    // SUBSCRIBE: one reason code per entry; retained messages are queued to the session
-    // after the caller has sent the SUBACK (see deliver_retained_after_subscribe).
-    std::vector<protocol::reason_code> subscribe(client_session& s, const protocol::subscribe& packet);
+    // A PUBLISH received on `source` (session `s`): routes it, and holds its deliveries,
+    // retained update and acknowledgement (`ack`: PUBACK, PUBREC, or reserved for none)
+    // until the store has committed what it must keep of it (the message and its
+    // deliveries to persistent sessions, its retained entry, the QoS 2 packet id),
+    // behind the connection's earlier work. With nothing to store and nothing pending,
+    // all of it happens at once.
+    publish_result publish_from(client_connection& source, client_session& s,
+                                std::shared_ptr<session::message> msg, protocol::packet_type ack,
+                                std::uint16_t packet_id);
+
+    // Queues `work` behind the connection's earlier store-bound work (see store_bound_work).
+    void after_store(client_connection& source, store_bound_work work);
+    // The connection's input has been handled: submit what it produced for the store.
+    void end_of_input(client_connection& source);
+    // The connection is going away: its pending deliveries still go out when their store
+    // work completes, its acknowledgements do not.
+    void forget_connection(client_connection& source);
+    // Store work nobody waits for (acknowledgements from subscribers, dropped messages).
+    // Submitted, in order, with the next flush().
+    void store_later(store_op op);
+    // Connections with more than this much store-bound work pending stop being read.
+    static constexpr std::size_t max_pending_store_work = 64;
+    bool store_backlogged(const client_connection& source) const noexcept;
+
+    // Restores one session read from the store, offline (before the workers run).
+    struct restored_session {
+        const stored_session* session = nullptr;
+        std::vector<const stored_subscription*> subscriptions;
+        std::vector<session::outbound_flow::restored_delivery> sent;
+        std::vector<session::delivery> queued;
+        std::vector<std::uint16_t> inbound;
+    };
+    void adopt_stored_session(restored_session r, wall_ms wall);
+
+    // SUBSCRIBE: fills work.ack's SUBACK codes (one per entry), the store operations for
+    // a persistent session, and the retained messages it makes due, which go out after
+    // the SUBACK [MQTT-3.3.1-9..11].
+    void subscribe(client_session& s, const protocol::subscribe& packet, store_bound_work& work);
     std::vector<protocol::reason_code> unsubscribe(client_session& s, const protocol::unsubscribe& packet);
-    // Sends the retained messages the last subscribe() made due [MQTT-3.3.1-9..11].
-    void deliver_retained_after_subscribe(client_session& s);
 
     // Queues a delivery to a session of this worker and sends what its connection can take.
     void deliver(client_session& s, session::delivery d);
@@ -136,7 +185,34 @@ private:
     // for this worker unless `release_home`.
     void end_session(client_session& s, bool release_home);
     void publish_will(client_session& s);
-    publish_result route(const session::message_ptr& msg);
+    // Matches a message and appends one delivery per target session to `out`; targets
+    // that are persistent get a store row and their put_delivery in `ops` (when given).
+    publish_result collect_targets(const session::message_ptr& msg, std::vector<routed_delivery>& out,
+                                   std::vector<store_op>* ops);
+    void dispatch(std::vector<routed_delivery>& deliveries);
+    // The store ops that keep `msg` and its stored deliveries (put_message first).
+    void add_message_ops(const std::shared_ptr<session::message>& msg, std::vector<store_op>& ops, bool has_rows);
+    // Writes (or forgets) the session's row after its expiry, Will or connection changed.
+    void persist_session(client_session& s);
+    void submit_now(std::vector<store_op> ops);
+    void drain_dropped_rows(client_session& s);
+    // Store-bound work of one connection, completed in order.
+    struct pending_work {
+        std::uint64_t id = 0;
+        bool submitted = false;
+        bool committed = false;
+        bool ok = true;
+        std::vector<store_bound_work> items;
+        std::vector<store_op> ops;
+    };
+    struct work_chain {
+        client_connection* connection = nullptr;  // null once it is gone
+        std::uint64_t session_key = 0;
+        std::deque<pending_work> pending;
+    };
+    void on_committed(std::uint64_t chain, std::uint64_t work_id, bool ok);
+    void complete_ready(std::uint64_t chain_id);
+    void complete(work_chain& chain, store_bound_work& item, bool ok);
     void schedule_flush();
     void schedule_timer(session::time_point when, std::uint64_t key);
 
@@ -154,8 +230,10 @@ private:
     // Batches other workers have posted to this one and it has not run yet.
     std::atomic<std::uint32_t> inbox_batches_{0};
 
-    // Retained messages found by the last subscribe(), delivered after its SUBACK.
-    std::vector<session::delivery> retained_due_;
+    std::unordered_map<std::uint64_t, work_chain> chains_;  // by client_connection::stream_id()
+    std::uint64_t last_work_id_ = 0;
+    std::vector<store_op> store_later_;
+    bool store_failure_logged_ = false;
 
     struct timer {
         session::time_point when;

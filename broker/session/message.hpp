@@ -24,6 +24,7 @@ struct message {
     std::string forwarded_properties;
     time_point expires_at = never;  // from Message Expiry Interval [MQTT-3.3.2-5]
     std::uint64_t origin = 0;       // session key of the publisher, for No Local
+    std::uint64_t store_id = 0;     // id in the durable store; 0 while not stored
     std::uint8_t qos = 0;           // as published
     bool retain = false;            // as published
 
@@ -51,6 +52,9 @@ struct delivery {
     std::vector<std::uint32_t> subscription_ids;  // [MQTT-3.3.4-3]
     std::uint8_t qos = 0;       // min(published QoS, granted QoS) [MQTT-3.8.4-8]
     bool retain = false;        // RETAIN flag to send
+    // Row of this delivery in the durable store; 0 when it is not stored (QoS 0,
+    // non-persistent session, durability none).
+    std::uint64_t store_row = 0;
 };
 
 }  // namespace edgemq::session

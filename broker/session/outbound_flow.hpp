@@ -17,6 +17,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "broker/session/message.hpp"
 #include "broker/session/ring.hpp"
@@ -67,18 +69,38 @@ public:
     // connection's output is backed up) or, for QoS 1/2, when `receive_maximum` PUBLISHes
     // are unacknowledged [MQTT-3.3.4-9]. Expired deliveries are dropped [MQTT-3.3.2-5].
     //
-    // Sink: bool can_send(); bool publish(const delivery&, std::uint16_t packet_id, bool dup)
-    // (returns false when the packet was discarded as too large for the client, which
-    // then counts as delivered [MQTT-3.1.2-25]); void pubrel(std::uint16_t packet_id).
+    // Sink: bool can_send(); bool publish(const delivery&, std::uint16_t packet_id, bool dup,
+    // std::uint64_t send_seq) (returns false when the packet was discarded as too large
+    // for the client, which then counts as delivered [MQTT-3.1.2-25]; send_seq is the
+    // sequence number the packet id derives from, 0 for QoS 0);
+    // void pubrel(std::uint16_t packet_id); optionally bool may_send(const delivery&,
+    // std::uint64_t send_seq), false to hold a first QoS 1/2 send back for now.
     template <class Sink>
     void pump(time_point now, std::uint16_t receive_maximum, Sink& sink);
 
     // Client acknowledgements. Unknown ids return false / unknown_id and change nothing.
-    bool on_puback(std::uint16_t packet_id);
+    // `store_row` reports the acknowledged delivery's row in the durable store (0: none).
+    bool on_puback(std::uint16_t packet_id, std::uint64_t* store_row = nullptr);
     enum class pubrec_outcome : std::uint8_t { unknown_id, released, send_pubrel };
     // A PUBREC with a failure reason code ends the flow without PUBREL [MQTT-4.3.3-4 v5].
-    pubrec_outcome on_pubrec(std::uint16_t packet_id, bool failed);
-    bool on_pubcomp(std::uint16_t packet_id);
+    pubrec_outcome on_pubrec(std::uint16_t packet_id, bool failed, std::uint64_t* store_row = nullptr);
+    bool on_pubcomp(std::uint16_t packet_id, std::uint64_t* store_row = nullptr);
+
+    // Store rows of deliveries dropped since the last call (queue full, expired, too
+    // large), so the owner can remove them from the durable store.
+    std::vector<std::uint64_t> take_dropped_rows() noexcept { return std::exchange(dropped_rows_, {}); }
+    bool has_dropped_rows() const noexcept { return !dropped_rows_.empty(); }
+
+    // Rebuilds the state of a session read from the durable store: `sent` deliveries
+    // (ordered by send sequence number) go back in flight with their packet ids, to be
+    // resent with DUP=1 (or as PUBREL when released) by the next pump(); `queued`
+    // deliveries (in queue order) wait behind them. Only on an empty flow.
+    struct restored_delivery {
+        delivery d;
+        std::uint64_t send_seq = 0;
+        bool released = false;
+    };
+    void restore(std::vector<restored_delivery> sent, std::vector<delivery> queued);
 
     // A new connection took over the session: everything in flight is to be sent again,
     // PUBLISH with DUP=1 or PUBREL, with original packet ids, by the next pump().
@@ -111,6 +133,9 @@ private:
     inflight_entry* find(std::uint16_t packet_id) noexcept;
     void release(inflight_entry& entry) noexcept;
     delivery pop_pending() noexcept;
+    void note_dropped(const delivery& d) {
+        if (d.store_row != 0) dropped_rows_.push_back(d.store_row);
+    }
     // In flight as the client counts it: sent on this connection and not completed.
     std::size_t outstanding() const noexcept { return live_ - unsent_; }
 
@@ -123,6 +148,7 @@ private:
     std::size_t pending_bytes_ = 0;
     queue_limits limits_;
     flow_counters counters_;
+    std::vector<std::uint64_t> dropped_rows_;
 };
 
 template <class Sink>
@@ -141,8 +167,9 @@ void outbound_flow::pump(time_point now, std::uint16_t receive_maximum, Sink& si
         --unsent_;
         if (entry.state == stage::awaiting_pubcomp) {
             sink.pubrel(entry.packet_id);
-        } else if (!sink.publish(entry.d, entry.packet_id, true)) {
+        } else if (!sink.publish(entry.d, entry.packet_id, true, resend_from_ - 1)) {
             ++counters_.dropped_too_large;
+            note_dropped(entry.d);
             release(entry);
         }
     }
@@ -150,19 +177,27 @@ void outbound_flow::pump(time_point now, std::uint16_t receive_maximum, Sink& si
         delivery& next = pending_.front();
         if (next.msg->expired(now)) {
             ++counters_.dropped_expired;
+            note_dropped(next);
             pop_pending();
             continue;
         }
         if (next.qos == 0) {
             delivery d = pop_pending();
-            if (!sink.publish(d, 0, false)) ++counters_.dropped_too_large;
+            if (!sink.publish(d, 0, false, 0)) ++counters_.dropped_too_large;
             continue;
         }
         if (outstanding() >= receive_maximum || window_.size() >= max_window) return;
+        const std::uint64_t seq = head_seq_ + window_.size();
+        // An optional gate: the sink may hold a first send back (e.g. until its packet id
+        // is durable); pumping resumes with the next pump().
+        if constexpr (requires { sink.may_send(next, seq); }) {
+            if (!sink.may_send(next, seq)) return;
+        }
         delivery d = pop_pending();
-        std::uint16_t id = id_for(head_seq_ + window_.size());
-        if (!sink.publish(d, id, false)) {
+        const std::uint16_t id = id_for(seq);
+        if (!sink.publish(d, id, false, seq)) {
             ++counters_.dropped_too_large;
+            note_dropped(d);
             continue;
         }
         stage state = d.qos == 1 ? stage::awaiting_puback : stage::awaiting_pubrec;

@@ -16,6 +16,7 @@ struct sent {
     std::uint16_t packet_id;
     bool dup;
     bool pubrel;
+    std::uint64_t seq = 0;
 };
 
 struct recording_sink {
@@ -23,9 +24,9 @@ struct recording_sink {
     bool open = true;
     std::size_t too_large_over = SIZE_MAX;  // payloads longer than this are "too large"
     bool can_send() const { return open; }
-    bool publish(const delivery& d, std::uint16_t id, bool dup) {
+    bool publish(const delivery& d, std::uint16_t id, bool dup, std::uint64_t seq) {
         if (d.msg->payload.size() > too_large_over) return false;
-        out.push_back({d.msg->topic, id, dup, false});
+        out.push_back({d.msg->topic, id, dup, false, seq});
         return true;
     }
     void pubrel(std::uint16_t id) { out.push_back({"", id, false, true}); }
@@ -283,4 +284,59 @@ TEST_CASE("MQTT-2.2.1-3 packet ids cycle through 1..65535 and never 0") {
         REQUIRE(flow.on_puback(id));
     }
     CHECK(wraps == 2);
+}
+
+TEST_CASE("store rows of dropped deliveries are reported, acks report theirs") {
+    outbound_flow flow({2, 1 << 20, queue_full_policy::drop_oldest});
+    recording_sink sink;
+    for (std::uint64_t row = 1; row <= 3; ++row) {
+        delivery d = make("t", 1);
+        d.store_row = row;
+        flow.enqueue(std::move(d));
+    }
+    CHECK(flow.take_dropped_rows() == std::vector<std::uint64_t>{1});
+    flow.pump(t0, 10, sink);
+    std::uint64_t row = 0;
+    CHECK(flow.on_puback(sink.out[0].packet_id, &row));
+    CHECK(row == 2);
+    delivery expiring = make("old", 1, "x", t0 + std::chrono::seconds(1));
+    expiring.store_row = 9;
+    flow.enqueue(std::move(expiring));
+    flow.pump(t0 + std::chrono::seconds(5), 10, sink);
+    CHECK(flow.take_dropped_rows() == std::vector<std::uint64_t>{9});
+    CHECK_FALSE(flow.has_dropped_rows());
+}
+
+TEST_CASE("MQTT-4.4.0-1 restore from the store: sent deliveries keep their packet ids and go out with DUP, then the queue") {
+    // First life: three sent (one PUBREC'd), the middle one acknowledged.
+    outbound_flow before;
+    recording_sink first;
+    for (int i = 0; i < 4; ++i) before.enqueue(make("m" + std::to_string(i), 2));
+    before.pump(t0, 4, first);
+    REQUIRE(first.out.size() == 4);
+    // Rebuilt from what the store would hold: m0 sent, m1 acknowledged (gone), m2 released, m3 sent; m4 queued.
+    std::vector<outbound_flow::restored_delivery> sent;
+    sent.push_back({make("m0", 2), first.out[0].seq, false});
+    sent.push_back({make("m2", 2), first.out[2].seq, true});
+    sent.push_back({make("m3", 2), first.out[3].seq, false});
+    std::vector<delivery> queued;
+    queued.push_back(make("m4", 2));
+    outbound_flow after;
+    after.restore(std::move(sent), std::move(queued));
+    CHECK(after.inflight() == 3);
+    recording_sink again;
+    after.pump(t0, 10, again);
+    REQUIRE(again.out.size() == 4);
+    CHECK(again.out[0].topic == "m0");
+    CHECK(again.out[0].packet_id == first.out[0].packet_id);
+    CHECK(again.out[0].dup);
+    CHECK(again.out[1].pubrel);
+    CHECK(again.out[1].packet_id == first.out[2].packet_id);
+    CHECK(again.out[2].packet_id == first.out[3].packet_id);
+    CHECK(again.out[3].topic == "m4");
+    CHECK_FALSE(again.out[3].dup);
+    // New ids continue after the restored ones and never collide with them.
+    CHECK(again.out[3].seq > first.out[3].seq);
+    CHECK(after.on_pubcomp(first.out[2].packet_id));
+    CHECK(after.on_pubrec(first.out[0].packet_id, false) == outbound_flow::pubrec_outcome::send_pubrel);
 }
