@@ -397,11 +397,15 @@ void worker_core::complete_ready(std::uint64_t chain_id) {
     auto it = chains_.find(chain_id);
     if (it == chains_.end()) return;
     work_chain& chain = it->second;
+    // complete() may close the connection, which calls forget_connection(): the chain
+    // must stay where it is until this loop is done with it.
+    completing_ = chain_id;
     while (!chain.pending.empty() && chain.pending.front().committed) {
         pending_work p = std::move(chain.pending.front());
         chain.pending.pop_front();
         for (store_bound_work& item : p.items) complete(chain, item, p.ok);
     }
+    completing_ = 0;
     if (chain.pending.empty() && !chain.connection) chains_.erase(it);
 }
 
@@ -435,7 +439,7 @@ void worker_core::forget_connection(client_connection& source) {
     if (it == chains_.end()) return;
     it->second.connection = nullptr;
     if (it->second.pending.empty()) {
-        chains_.erase(it);
+        if (completing_ != it->first) chains_.erase(it);
         return;
     }
     // Work it added but did not submit yet must still reach the store.

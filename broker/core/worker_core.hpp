@@ -232,6 +232,7 @@ private:
 
     std::unordered_map<std::uint64_t, work_chain> chains_;  // by client_connection::stream_id()
     std::uint64_t last_work_id_ = 0;
+    std::uint64_t completing_ = 0;  // the chain complete_ready() is working on
     std::vector<store_op> store_later_;
     bool store_failure_logged_ = false;
 

@@ -3,6 +3,7 @@
 // the test calls run(); time stands still until the test advances it.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -32,6 +33,44 @@ public:
         return n;
     }
     std::deque<std::function<void()>> queue;
+};
+
+// A store whose commits happen when the test says so. It records what the core asked
+// of it; the SQLite store itself is tested in tests/unit/storage and end to end in the
+// integration tests.
+class manual_store final : public core::store {
+public:
+    core::durability mode() const noexcept override { return core::durability::process; }
+    core::stored_state load() override { return {}; }
+    void submit(std::vector<core::store_op> ops, std::function<void(bool)> done) override {
+        for (auto& op : ops) log.push_back(op);
+        pending.push_back({std::move(ops), std::move(done)});
+    }
+    void close() override {}
+
+    // Completes every submission so far (in order) with `ok`; returns how many.
+    std::size_t commit(bool ok = true) {
+        std::size_t n = 0;
+        while (!pending.empty()) {
+            auto batch = std::move(pending.front());
+            pending.pop_front();
+            batch.done(ok);
+            ++n;
+        }
+        return n;
+    }
+    template <class Op>
+    std::size_t count() const {
+        return static_cast<std::size_t>(std::count_if(log.begin(), log.end(),
+                                                      [](const core::store_op& op) { return std::holds_alternative<Op>(op); }));
+    }
+
+    struct batch {
+        std::vector<core::store_op> ops;
+        std::function<void(bool)> done;
+    };
+    std::deque<batch> pending;
+    std::vector<core::store_op> log;
 };
 
 class fake_broker;
@@ -71,8 +110,9 @@ private:
 
 class fake_broker {
 public:
-    explicit fake_broker(core::broker_settings settings = {}, unsigned workers = 2)
+    explicit fake_broker(core::broker_settings settings = {}, unsigned workers = 2, core::store* store = nullptr)
         : broker_(std::move(settings)) {
+        broker_.set_store(store);
         for (unsigned i = 0; i < workers; ++i) {
             executors_.push_back(std::make_unique<manual_executor>());
             cores_.push_back(std::make_unique<core::worker_core>(broker_, i));
