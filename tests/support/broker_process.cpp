@@ -159,7 +159,7 @@ std::string broker_config::to_edgemq_json() const {
     return out.str();
 }
 
-std::string broker_config::to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& data_dir) const {
+std::string broker_config::to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& persistence_dir) const {
     std::ostringstream out;
     out << "# written by tests/support/broker_process.cpp\n"
         << "listener " << listen_port << " 127.0.0.1\n"
@@ -168,8 +168,8 @@ std::string broker_config::to_mosquitto_conf(std::uint16_t listen_port, const st
         << "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         << "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         << "connection_messages true\n"
-        << "persistence true\n"
-        << "persistence_location " << data_dir.string() << "/\n";
+        << "persistence " << (durability && *durability == "none" ? "false" : "true") << "\n"
+        << "persistence_location " << persistence_dir.string() << "/\n";
     if (log_level && *log_level == "debug") out << "log_type debug\n";
     // Run as root we would otherwise drop to user mosquitto, which cannot write the
     // 0700 temp dir.
@@ -197,7 +197,8 @@ broker_process::broker_process(broker_config config) : kind_(selected_broker_kin
     std::string tmpl = (std::filesystem::temp_directory_path() / "edgemq-test-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) throw errno_error("mkdtemp " + tmpl);
     std::filesystem::path root(tmpl);
-    data_dir_ = root / "data";
+    root_ = root;
+    data_dir_ = config_.data_dir.value_or(root / "data");
     std::filesystem::create_directories(data_dir_);
     try {
         // Mosquitto's port is picked before it binds, so a parallel test can take it
@@ -224,7 +225,7 @@ broker_process::broker_process(broker_config config) : kind_(selected_broker_kin
 broker_process::~broker_process() {
     stop();
     reap_reader();
-    std::filesystem::path root = data_dir_.parent_path();
+    std::filesystem::path root = root_;
     if (env_flag("EDGEMQ_TEST_KEEP")) {
         std::fprintf(stderr, "broker_process: kept %s\n", root.c_str());
         return;
@@ -245,25 +246,32 @@ bool broker_process::log_contains(std::string_view needle) const {
     return log_.find(needle) != std::string::npos;
 }
 
+std::vector<std::string> broker_process::command_line() const {
+    if (kind_ == broker_kind::mosquitto)
+        return {env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"), "-c", (root_ / "mosquitto.conf").string()};
+    std::vector<std::string> args{edgemq_binary(), "-p", std::to_string(config_.port.value_or(0)), "--bind",
+                                  "127.0.0.1", "--data-dir", data_dir_.string()};
+    if (config_.durability) {
+        args.push_back("--durability");
+        args.push_back(*config_.durability);
+    }
+    args.push_back("-c");
+    args.push_back((root_ / "edgemq.json").string());
+    return args;
+}
+
 void broker_process::start() {
     reap_reader();
-    std::filesystem::path root = data_dir_.parent_path();
-    std::vector<std::string> args;
     if (kind_ == broker_kind::mosquitto) {
         if (config_.port) port_ = *config_.port;
         if (port_ == 0) port_ = pick_free_port();
-        auto conf = root / "mosquitto.conf";
-        std::ofstream(conf) << config_.to_mosquitto_conf(port_, data_dir_);
-        args = {env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"), "-c", conf.string()};
+        std::ofstream(root_ / "mosquitto.conf") << config_.to_mosquitto_conf(port_, data_dir_);
     } else {
         port_ = 0;
-        args = {edgemq_binary(), "-p", std::to_string(config_.port.value_or(0)), "--bind", host_, "--data-dir",
-                data_dir_.string()};
-        auto conf = root / "edgemq.json";
-        std::ofstream(conf) << config_.config_text.value_or(config_.to_edgemq_json());
-        args.push_back("-c");
-        args.push_back(conf.string());
+        host_ = "127.0.0.1";
+        std::ofstream(root_ / "edgemq.json") << config_.config_text.value_or(config_.to_edgemq_json());
     }
+    std::vector<std::string> args = command_line();
     if (::access(args[0].c_str(), X_OK) != 0)
         throw std::runtime_error("broker binary not executable: " + args[0] +
                                  " (set EDGEMQ_BIN, or EDGEMQ_TEST_BROKER=mosquitto)");

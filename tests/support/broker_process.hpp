@@ -11,7 +11,8 @@
 // - The broker's stdout and stderr are drained by a background thread into a buffer
 //   for the whole life of the process (the pipe never fills); log() returns a copy.
 // - Destruction: SIGTERM, wait up to 5 s, then SIGKILL; always by PID, and only the
-//   process this object started. The data directory is removed unless
+//   process this object started. Its temporary directory (config and, unless
+//   broker_config::data_dir names another, the data directory) is removed unless
 //   EDGEMQ_TEST_KEEP=1 (then its path is printed on stderr).
 // - Not thread-safe except log()/log_contains(), which may be called from any thread.
 //   Call start/stop/restart/kill9 from the thread that created the object: the child
@@ -69,13 +70,19 @@ struct broker_config {
     // edgemq: the configuration file's text verbatim instead of to_edgemq_json() (the
     // keys above are then not written). The command line still sets port and bind.
     std::optional<std::string> config_text;
+    // edgemq: `--durability MODE` (none|process|power) on the command line; unset =
+    // edgemq's default (process). Mosquitto: "none" turns its persistence off.
+    std::optional<std::string> durability;
+    // The data directory to use instead of `<temp dir>/data` (e.g. a small tmpfs made
+    // by the test). It must exist; broker_process never removes it.
+    std::optional<std::filesystem::path> data_dir;
 
     // Sets one key from its config-file name and a textual value ("max_packet_size",
     // "100"); throws std::invalid_argument for an unknown key or a bad value.
     void set(std::string_view key, std::string_view value);
 
     std::string to_edgemq_json() const;
-    std::string to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& data_dir) const;
+    std::string to_mosquitto_conf(std::uint16_t listen_port, const std::filesystem::path& persistence_dir) const;
 };
 
 class broker_process {
@@ -111,7 +118,12 @@ public:
     void kill9();
     // stop() if running, then start again with the same data dir and config. edgemq
     // binds port 0 again, so port() may change; Mosquitto gets its old port back.
+    // After stop() or kill9() it just starts (so a test can keep the broker down for a
+    // while in between).
     void restart();
+    // The command line this object starts the broker with (for tests that run the same
+    // binary themselves, e.g. one that is expected to refuse to start).
+    std::vector<std::string> command_line() const;
 
 private:
     void start();
@@ -119,6 +131,7 @@ private:
 
     broker_kind kind_;
     broker_config config_;
+    std::filesystem::path root_;  // the temp dir of this object: config, default data dir
     std::filesystem::path data_dir_;
     std::string host_ = "127.0.0.1";
     std::uint16_t port_ = 0;

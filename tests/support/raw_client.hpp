@@ -79,6 +79,9 @@ public:
     // RST (SO_LINGER 0): the network "dies" from the broker's view.
     void abort();
     bool is_open() const { return fd_ >= 0; }
+    // The socket, for poll(2) over several clients (-1 when closed). Read only through
+    // read(): it may hold buffered bytes of the next packet.
+    int native_handle() const { return fd_; }
     // The client's own port (the broker logs it as the peer); 0 when closed.
     std::uint16_t local_port() const;
 
