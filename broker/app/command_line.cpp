@@ -49,6 +49,8 @@ command_line parse_command_line(int argc, const char* const* argv) {
             cl.bind = std::string(take_value());
         } else if (arg == "--data-dir") {
             cl.data_dir = std::string(take_value());
+        } else if (arg == "--durability") {
+            cl.durability = std::string(take_value());
         } else if (arg == "--workers") {
             cl.workers = parse_number<unsigned>(arg, take_value(), 1024);
         } else if (arg == "--log-level") {
@@ -70,7 +72,11 @@ Options:
   -p, --port PORT        listen for MQTT on PORT (0 = any free port); replaces the
                          listeners of the configuration file
       --bind ADDRESS     address for --port (default 0.0.0.0)
-      --data-dir DIR     directory for durable state
+      --data-dir DIR     directory for durable state (default: $STATE_DIRECTORY under
+                         systemd, /var/lib/edgemq as root, else ~/.local/state/edgemq)
+      --durability MODE  what an acknowledgement promises: process (default: survives
+                         kill -9 of edgemq), power (survives power loss: fsync on each
+                         commit), none (memory only)
       --workers N        worker threads (default: one per CPU core)
       --log-level LEVEL  error, warn, info (default), debug or trace
   -h, --help             show this help and exit

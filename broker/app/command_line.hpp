@@ -15,6 +15,7 @@ struct command_line {
     std::optional<std::uint16_t> port;
     std::optional<std::string> bind;
     std::optional<std::string> data_dir;
+    std::optional<std::string> durability;
     std::optional<unsigned> workers;
     std::optional<std::string> log_level;
 };

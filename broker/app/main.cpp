@@ -2,13 +2,18 @@
 // until SIGINT or SIGTERM. Errors in either input end the process with one line naming
 // what is wrong and a non-zero exit status.
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "broker/app/command_line.hpp"
+#include "broker/app/data_dir.hpp"
 #include "broker/app/version.hpp"
 #include "broker/config/config_file.hpp"
 #include "broker/core/log.hpp"
+#include "broker/core/restore.hpp"
 #include "broker/net/server.hpp"
+#include "storage/sqlite_store.hpp"
 
 using namespace edgemq;
 
@@ -35,6 +40,8 @@ int main(int argc, char** argv) {
             settings.broker.listeners = {plain};
         }
         if (cl.data_dir) settings.broker.data_dir = *cl.data_dir;
+        if (cl.durability && !config::parse_durability(*cl.durability, settings.broker.durability_mode))
+            throw app::usage_error("option --durability: '" + *cl.durability + "' is not one of none, process, power");
         if (cl.workers) settings.broker.workers = *cl.workers;
         if (cl.log_level && !log::parse_level(*cl.log_level, settings.log_level))
             throw app::usage_error("option --log-level: '" + *cl.log_level +
@@ -42,9 +49,34 @@ int main(int argc, char** argv) {
         log::set_level(settings.log_level);
 
         log::info("edgemq ", app::version, " starting");
+        // Declared before the server: it outlives the workers that submit to it.
+        std::unique_ptr<core::store> store;
+        if (settings.broker.durability_mode != core::durability::none) {
+            if (settings.broker.data_dir.empty()) settings.broker.data_dir = app::default_data_dir();
+            const std::filesystem::path dir = settings.broker.data_dir;
+            std::error_code ec;
+            std::filesystem::create_directories(dir, ec);
+            if (ec)
+                throw std::runtime_error("cannot create the data directory " + dir.string() + ": " + ec.message() +
+                                         " (choose another with --data-dir, or --durability none)");
+            const std::string path = (dir / "edgemq.db").string();
+            store = std::make_unique<storage::sqlite_store>(path, settings.broker.durability_mode);
+            log::info("state in ", path, " (durability ", config::to_string(settings.broker.durability_mode), ")");
+        } else {
+            log::info("durability none: state is kept in memory only");
+        }
+
         net::server server(settings.broker, app::version);
+        if (store) {
+            const auto restored = core::restore_state(server.shared(), store->load());
+            server.shared().set_store(store.get());
+            if (restored.sessions != 0 || restored.retained != 0)
+                log::info("restored ", restored.sessions, " sessions, ", restored.subscriptions, " subscriptions, ",
+                          restored.deliveries, " queued messages, ", restored.retained, " retained messages");
+        }
         server.start();
         server.run_until_signal();
+        if (store) store->close();  // everything the workers submitted is committed
         return 0;
     } catch (const app::usage_error& e) {
         std::cerr << "edgemq: " << e.what() << "\nTry 'edgemq --help'.\n";

@@ -101,6 +101,23 @@ void read_listeners(const reader& top, const json& value, std::vector<core::list
 
 }  // namespace
 
+bool parse_durability(std::string_view text, core::durability& out) noexcept {
+    if (text == "none") out = core::durability::none;
+    else if (text == "process") out = core::durability::process;
+    else if (text == "power") out = core::durability::power;
+    else return false;
+    return true;
+}
+
+std::string_view to_string(core::durability mode) noexcept {
+    switch (mode) {
+        case core::durability::none: return "none";
+        case core::durability::process: return "process";
+        case core::durability::power: return "power";
+    }
+    return "?";
+}
+
 void load_text(std::string_view text, const std::string& source, app_settings& settings) {
     json doc;
     try {
@@ -118,7 +135,7 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
                       "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
                       "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
                       "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer",
-                      "publisher_backpressure", "sys_interval", "response_information"});
+                      "publisher_backpressure", "sys_interval", "response_information", "durability"});
     core::broker_settings& b = settings.broker;
     if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
     r.integer("workers", b.workers, 0, 1024);
@@ -127,6 +144,11 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
             r.fail("log_level", "must be one of error, warn, info, debug, trace");
     }
     r.text("data_dir", b.data_dir);
+    if (const json* v = r.find("durability")) {
+        const std::string mode = v->is_string() ? v->get<std::string>() : std::string();
+        if (!parse_durability(mode, b.durability_mode))
+            r.fail("durability", "must be \"none\", \"process\" or \"power\"");
+    }
     r.seconds("connect_timeout", b.connect_timeout, 3600);
     r.integer("max_keep_alive", b.max_keep_alive, 0, 65535);
     r.integer("max_packet_size", b.max_packet_size, 64, 268'435'455);

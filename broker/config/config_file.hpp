@@ -22,6 +22,10 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// "none", "process", "power".
+bool parse_durability(std::string_view text, core::durability& out) noexcept;
+std::string_view to_string(core::durability mode) noexcept;
+
 // Reads `path` into `settings`. Throws config_error.
 void load_file(const std::string& path, app_settings& settings);
 

@@ -371,11 +371,19 @@ void client_connection::handle_pubrec(const protocol::pubrec& p) {
     std::uint64_t row = 0;
     const bool failed = protocol::is_failure(p.code);
     const outcome result = session_->outbound.on_pubrec(p.packet_id, failed, &row);
-    if (row != 0) {
-        // Delivered (or refused by the client): the message need not be kept any more.
-        if (failed) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
-        else core_.store_later(store_ops::mark_released{stored_session_id(), row});
+    if (row != 0 && failed) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
+    if (row != 0 && !failed && result == outcome::send_pubrel) {
+        // The client forgets the packet id when PUBREL arrives and would take a PUBLISH
+        // with it for a new message [MQTT-4.3.3-9]: after a crash the broker must resend
+        // PUBREL, not PUBLISH, so PUBREL leaves only once "released" is stored.
+        store_bound_work work;
+        work.ops.push_back(store_ops::mark_released{stored_session_id(), row});
+        work.ack = make_ack(packet_type::pubrel, p.packet_id, reason_code::success);
+        core_.after_store(*this, std::move(work));
+        pump();
+        return;
     }
+    if (row != 0 && !failed) core_.store_later(store_ops::mark_released{stored_session_id(), row});
     switch (result) {
         case outcome::send_pubrel:
             send_ack(packet_type::pubrel, p.packet_id, reason_code::success);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/core/store.hpp"
 #include "broker/session/outbound_flow.hpp"
 
 namespace edgemq::core {
@@ -20,7 +21,10 @@ struct listener_settings {
 struct broker_settings {
     std::vector<listener_settings> listeners{listener_settings{}};
     unsigned workers = 0;                         // 0 = one per core
-    std::string data_dir;                         // reserved for the storage issue
+    // Where durable state lives; empty: the default (see app/data_dir.hpp).
+    std::string data_dir;
+    // What an acknowledgement promises (see core::durability and docs/DURABILITY.md).
+    durability durability_mode = durability::process;
 
     // A socket that has not completed CONNECT within this time is closed.
     std::chrono::milliseconds connect_timeout{10'000};

@@ -107,6 +107,8 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     if (home != index_) return open_result{nullptr, false, home};
 
     client_session* s = find_session(client_id);
+    // A restored session may have expired, or its Will fallen due, before its timer ran.
+    if (s && !s->connection && !settle_offline(*s, now(), /*release_home=*/false)) s = nullptr;
     bool present = false;
     if (s) {
         if (s->connection) {
@@ -143,7 +145,13 @@ void worker_core::detach(client_session& s, detach_reason why) {
     s.status.online.store(false, std::memory_order_relaxed);
     s.status.backlogged.store(false, std::memory_order_relaxed);  // offline queues are what queues are for
     if (why == detach_reason::taken_over) return;  // open_session() decides what follows
-    if (why == detach_reason::normal || why == detach_reason::shutdown) s.will.reset();  // [MQTT-3.14.4-3]
+    if (why == detach_reason::normal) s.will.reset();  // [MQTT-3.14.4-3]
+    if (why == detach_reason::shutdown && s.expiry_interval != 0 && broker_.durable_store()) {
+        // The session outlives the broker: its Will stays with it and falls due after the
+        // restart, counted from now, unless the client is back in time [MQTT-3.1.3-9].
+        persist_session(s);
+        return;
+    }
 
     const time_point now = this->now();
     if (s.expiry_interval == 0) {
@@ -235,7 +243,9 @@ worker_core::publish_result worker_core::publish_from(client_connection& source,
         work.ops.push_back(store_ops::put_inbound{session_id, packet_id});
         work.inbound_qos2_id = packet_id;
     }
-    if (msg->retain) work.retained = msg;
+    // The retained tree changes at once, not at the commit: a SUBSCRIBE right behind this
+    // PUBLISH (on this or any connection) must see it, as it would without a store.
+    if (msg->retain) broker_.retain(msg);
     work.ack = make_ack(result.targets);
     after_store(source, std::move(work));
     return result;
@@ -411,7 +421,6 @@ void worker_core::complete_ready(std::uint64_t chain_id) {
 
 void worker_core::complete(work_chain& chain, store_bound_work& item, bool ok) {
     if (ok) {
-        if (item.retained) broker_.retain(item.retained);
         dispatch(item.deliveries);
     } else {
         if (!store_failure_logged_) {
@@ -647,6 +656,15 @@ std::vector<reason_code> worker_core::unsubscribe(client_session& s, const proto
 
 void worker_core::schedule_timer(time_point when, std::uint64_t key) { timers_.push(timer{when, key}); }
 
+bool worker_core::settle_offline(client_session& s, time_point now, bool release_home) {
+    if (s.will && s.will_at <= now) publish_will(s);
+    if (s.expires_at > now) return true;
+    log::info("session expired: ", s.client_id);
+    if (s.will) publish_will(s);  // the session ends before the Will Delay [MQTT-3.1.3-9]
+    end_session(s, release_home);
+    return false;
+}
+
 void worker_core::tick() {
     const time_point now = this->now();
     while (!timers_.empty() && timers_.top().when <= now) {
@@ -656,12 +674,7 @@ void worker_core::tick() {
         if (it == sessions_.end()) continue;
         client_session& s = *it->second;
         if (s.connection) continue;  // reconnected since the timer was set
-        if (s.will && s.will_at <= now) publish_will(s);
-        if (s.expires_at <= now) {
-            log::info("session expired: ", s.client_id);
-            if (s.will) publish_will(s);  // the session ends before the Will Delay [MQTT-3.1.3-9]
-            end_session(s, /*release_home=*/true);
-        }
+        settle_offline(s, now, /*release_home=*/true);
     }
     if (index_ == 0 && settings().sys_interval != 0 && now >= next_sys_update_) {
         if (started_at_ == session::time_point{}) started_at_ = now;

@@ -42,7 +42,6 @@ struct routed_delivery {
 struct store_bound_work {
     std::vector<store_op> ops;                    // what must be durable first
     std::vector<routed_delivery> deliveries;      // handed out once it is
-    session::message_ptr retained;                // set (or, with an empty payload, cleared) then
     std::optional<protocol::packet> ack;          // sent to the connection then
     std::uint16_t inbound_qos2_id = 0;            // forgotten if the store fails
 };
@@ -185,6 +184,8 @@ private:
     // for this worker unless `release_home`.
     void end_session(client_session& s, bool release_home);
     void publish_will(client_session& s);
+    // Publishes an offline session's Will and ends the session when due; false if it ended.
+    bool settle_offline(client_session& s, session::time_point now, bool release_home);
     // Matches a message and appends one delivery per target session to `out`; targets
     // that are persistent get a store row and their put_delivery in `ops` (when given).
     publish_result collect_targets(const session::message_ptr& msg, std::vector<routed_delivery>& out,

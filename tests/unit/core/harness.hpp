@@ -52,9 +52,9 @@ public:
     std::size_t commit(bool ok = true) {
         std::size_t n = 0;
         while (!pending.empty()) {
-            auto batch = std::move(pending.front());
+            auto next = std::move(pending.front());
             pending.pop_front();
-            batch.done(ok);
+            next.done(ok);
             ++n;
         }
         return n;
