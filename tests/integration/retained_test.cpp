@@ -120,8 +120,7 @@ TEST_CASE("[MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling 0 send
     CHECK(first_after_subscribe(2) == "live");
 }
 
-TEST_CASE("[MQTT-3.3.1-5] retained messages survive a graceful broker restart" *
-          EDGEMQ_PENDING("storage/ (persistence) not written yet")) {
+TEST_CASE("[MQTT-3.3.1-5] retained messages survive a graceful broker restart") {
     broker_process broker;
     {
         paho_client pub(broker, "persist-pub", v5);

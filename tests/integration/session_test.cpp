@@ -265,8 +265,7 @@ TEST_CASE("[MQTT-3.1.4-3] session takeover: the old v5 connection gets DISCONNEC
     }
 }
 
-TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a graceful broker restart" *
-          EDGEMQ_PENDING("storage/ (persistence) not written yet")) {
+TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a graceful broker restart") {
     broker_process broker;
     {
         paho_client sub(broker, "restart-sub", v5);
@@ -287,8 +286,7 @@ TEST_CASE("[MQTT-4.1.0-1] persistent sessions and queued messages survive a grac
     CHECK(payload(m) == "queued before restart");
 }
 
-TEST_CASE("[MQTT-4.3.2] durability: an acknowledged QoS 1 message queued for an offline session survives kill -9" *
-          EDGEMQ_PENDING("storage/ (persistence) not written yet")) {
+TEST_CASE("[MQTT-4.3.2] durability: an acknowledged QoS 1 message queued for an offline session survives kill -9") {
     // edgemq sends PUBACK only once the message is durable (docs: STYLE.md, storage).
     broker_process broker;
     {

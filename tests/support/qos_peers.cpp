@@ -241,7 +241,7 @@ void qos_subscriber::deliver(const std::string& payload) {
     // "<publisher>:<seq>[:padding]"
     const auto first = payload.find(':');
     if (first == std::string::npos) {
-        ++foreign_;
+        if (foreign_++ == 0) first_foreign_ = payload;
         return;
     }
     const auto second = payload.find(':', first + 1);
@@ -249,7 +249,7 @@ void qos_subscriber::deliver(const std::string& payload) {
     const std::string digits = payload.substr(first + 1, second == std::string::npos ? std::string::npos
                                                                                      : second - first - 1);
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
-        ++foreign_;
+        if (foreign_++ == 0) first_foreign_ = payload;
         return;
     }
     const std::uint64_t seq = std::stoull(digits);

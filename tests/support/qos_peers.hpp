@@ -161,6 +161,7 @@ public:
     std::uint64_t unknown_pubrels() const { return unknown_pubrels_; }
     std::size_t remembered() const { return remembered_.size(); }
     std::uint64_t foreign() const { return foreign_; }  // payloads not "<id>:<seq>"
+    const std::string& first_foreign() const { return first_foreign_; }
     // How many times the application got (publisher, seq).
     std::uint32_t count(const std::string& publisher, std::uint64_t seq) const;
     // Distinct sequence numbers received from `publisher`.
@@ -188,6 +189,7 @@ private:
     std::map<std::string, per_publisher> got_;
     std::uint64_t publishes_ = 0, deliveries_ = 0, duplicates_ = 0, resends_ = 0, id_conflicts_ = 0;
     std::uint64_t out_of_order_ = 0, pubrels_ = 0, unknown_pubrels_ = 0, foreign_ = 0;
+    std::string first_foreign_;
 };
 
 enum class pump_result { stopped, timed_out, connection_lost };
