@@ -51,6 +51,10 @@ Benchmarks edgemq against Mosquitto ($mosquitto_bin) on 127.0.0.1 with edgemq-be
   --stand-in-mosquitto   run a second Mosquitto as the "edgemq" side (tests this script
                          while edgemq does not exist yet; its rows say so)
   --only edgemq|mosquitto  measure one broker only
+  --brokers LIST         the brokers to compare, space or comma separated, from:
+                         mosquitto, edgemq, edgemq-none, edgemq-process, edgemq-power
+                         (edgemq-MODE runs edgemq with --durability MODE; default
+                         "edgemq mosquitto")
   --bench PATH           edgemq-bench binary (default \$EDGEMQ_BENCH, else the first of
                          build-bench/bench/, build/bench/)
   --scenario S           repeatable; a preset name or 'NAME|edgemq-bench args'
@@ -81,6 +85,12 @@ while [[ $# -gt 0 ]]; do
     --edgemq) edgemq_bin=$2; shift 2 ;;
     --stand-in-mosquitto) stand_in=1; shift ;;
     --only) [[ $2 == edgemq || $2 == mosquitto ]] || die "--only edgemq|mosquitto"; brokers=("$2"); shift 2 ;;
+    --brokers)
+      read -r -a brokers <<<"${2//,/ }"
+      for b in "${brokers[@]}"; do
+        [[ $b =~ ^(mosquitto|edgemq|edgemq-none|edgemq-process|edgemq-power)$ ]] || die "--brokers: unknown broker '$b'"
+      done
+      shift 2 ;;
     --bench) bench_bin=$2; shift 2 ;;
     --scenario) scenarios+=("$2"); shift 2 ;;
     --runs) runs=$2; shift 2 ;;
@@ -113,7 +123,7 @@ fi
   die "edgemq-bench not found; build it: cmake --build build-bench --target edgemq-bench (or --bench PATH)"
 [[ -x $mosquitto_bin ]] || die "mosquitto not found at $mosquitto_bin (apt-get install mosquitto, or MOSQUITTO_BIN)"
 needs_edgemq=0
-for b in "${brokers[@]}"; do [[ $b == edgemq ]] && needs_edgemq=1; done
+for b in "${brokers[@]}"; do [[ $b == edgemq* ]] && needs_edgemq=1; done
 if [[ $needs_edgemq == 1 && $stand_in == 0 ]]; then
   edgemq_bin=${edgemq_bin:-$repo_dir/build/broker/edgemq}
   [[ -x $edgemq_bin ]] ||
@@ -195,12 +205,13 @@ start_mosquitto() {
   return 1
 }
 
-# start_edgemq DIR: edgemq picks its own port (-p 0) and logs
+# start_edgemq DIR [DURABILITY]: edgemq picks its own port (-p 0) and logs
 # "listening mqtt 127.0.0.1:PORT" on stderr.
 start_edgemq() {
-  local dir=$1 port=""
+  local dir=$1 port="" durability=()
+  [[ -n ${2:-} ]] && durability=(--durability "$2")
   mkdir -p "$dir/data"
-  "${pin_broker[@]}" "$edgemq_bin" -p 0 --bind 127.0.0.1 --data-dir "$dir/data" >"$dir/broker.log" 2>&1 &
+  "${pin_broker[@]}" "$edgemq_bin" -p 0 --bind 127.0.0.1 --data-dir "$dir/data" "${durability[@]}" >"$dir/broker.log" 2>&1 &
   broker_pid=$!
   for _ in $(seq 100); do
     port=$(sed -n 's/.*listening mqtt 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$dir/broker.log" | head -1)
@@ -218,11 +229,19 @@ start_edgemq() {
 }
 
 start_broker() {  # start_broker NAME DIR
-  if [[ $1 == mosquitto || $stand_in == 1 ]]; then start_mosquitto "$2"; else start_edgemq "$2"; fi
+  if [[ $1 == mosquitto || $stand_in == 1 ]]; then start_mosquitto "$2"
+  elif [[ $1 == edgemq-* ]]; then start_edgemq "$2" "${1#edgemq-}"
+  else start_edgemq "$2"; fi
 }
 
 # Peak RSS in KiB and CPU seconds (user + system) of the running broker.
 broker_peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$broker_pid/status" 2>/dev/null || echo 0; }
+# Bytes the broker has caused to be written to disk so far: write_bytes minus
+# cancelled_write_bytes from /proc/PID/io (page-cache pages dirtied in disk-backed files,
+# counted when dirtied, so an fsync-free write counts too; see bench/proc_io.py).
+broker_disk_bytes() {
+  awk '/^write_bytes:/ {w = $2} /^cancelled_write_bytes:/ {c = $2} END {printf "%d", w - c}' "/proc/$broker_pid/io" 2>/dev/null || echo 0
+}
 broker_cpu_s() {
   # Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
   sed 's/.*) //' "/proc/$broker_pid/stat" 2>/dev/null | awk -v hz="$clk_tck" '{printf "%.2f", ($12 + $13) / hz}'
@@ -263,9 +282,9 @@ for s in "${scenarios[@]}"; do
   name=$(scenario_name "$s")
   read -r -a sargs <<<"$(scenario_args "$s")"
   for ((r = 1; r <= runs; r++)); do
-    # Alternate which broker goes first so a drift in machine load hits both alike.
-    order=("${brokers[@]}")
-    if (( r % 2 == 0 && ${#brokers[@]} == 2 )); then order=("${brokers[1]}" "${brokers[0]}"); fi
+    # Rotate which broker goes first so a drift in machine load hits all alike.
+    k=$(( (r - 1) % ${#brokers[@]} ))
+    order=("${brokers[@]:k}" "${brokers[@]:0:k}")
     for b in "${order[@]}"; do
       run_no=$((run_no + 1))
       dir="$tmp/$b-$name-$r"
@@ -274,6 +293,7 @@ for s in "${scenarios[@]}"; do
         continue
       fi
       cpu0=$(broker_cpu_s)
+      disk0=$(broker_disk_bytes)
       set +e
       line=$(timeout -k 5 "$bench_limit" "${pin_bench[@]}" "$bench_bin" --port "$broker_port" --json \
                --duration "$duration" --warmup "$warmup" --threads "$bench_threads" \
@@ -282,14 +302,16 @@ for s in "${scenarios[@]}"; do
       status=$?
       set -e
       cpu1=$(broker_cpu_s)
+      disk1=$(broker_disk_bytes)
       rss=$(broker_peak_rss_kib)
       alive=1; kill -0 "$broker_pid" 2>/dev/null || alive=0
       stop_broker
       [[ $line == "{"* ]] || line="{\"status\":$status,\"error\":\"$(tail -1 "$dir/bench.log" | tr -d '"\\')\"}"
       cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
-      printf '{"broker":"%s","scenario":"%s","run":%d,"broker_peak_rss_kib":%s,"broker_cpu_s":%s,"broker_survived":%s,%s\n' \
-        "$b" "$name" "$r" "${rss:-0}" "$cpu" "$([[ $alive == 1 ]] && echo true || echo false)" "${line#\{}" >>"$results"
-      note "[$run_no/$total_runs] $b $name run $r: $(json_get delivered_per_s "$line") delivered/s, p99 $(json_get latency_p99_us "$line") us, lost $(json_get lost "$line"), broker cpu ${cpu} s, rss ${rss} KiB$( [[ -n $(json_get error "$line") ]] && echo ", error: $(json_get error "$line")")"
+      disk=$(( ${disk1:-0} - ${disk0:-0} ))
+      printf '{"broker":"%s","scenario":"%s","run":%d,"broker_peak_rss_kib":%s,"broker_cpu_s":%s,"broker_disk_bytes":%d,"broker_survived":%s,%s\n' \
+        "$b" "$name" "$r" "${rss:-0}" "$cpu" "$disk" "$([[ $alive == 1 ]] && echo true || echo false)" "${line#\{}" >>"$results"
+      note "[$run_no/$total_runs] $b $name run $r: $(json_get delivered_per_s "$line") delivered/s, p99 $(json_get latency_p99_us "$line") us, lost $(json_get lost "$line"), broker cpu ${cpu} s, rss ${rss} KiB, disk ${disk} B$( [[ -n $(json_get error "$line") ]] && echo ", error: $(json_get error "$line")")"
     done
   done
 done
@@ -313,8 +335,8 @@ report() {
   echo
   echo "edgemq-bench $(git -C "$repo_dir" rev-parse --short HEAD 2>/dev/null || echo '?'), loopback, $runs run(s) per cell, ${warmup} s warm-up + ${duration} s measured, bench threads $bench_threads$([[ $pin == 1 ]] && echo ', pinned: broker CPU 0, bench CPU 1'). Mosquitto: $("$mosquitto_bin" -h 2>/dev/null | head -1 | sed 's/^mosquitto version //; s/ .*//'), set_tcp_nodelay $([[ $mosquitto_nodelay == 1 ]] && echo true || echo false), persistence $([[ $persistence == 1 ]] && echo on || echo off)."
   echo
-  echo "| scenario | broker | delivered msgs/s (median) | min-max | p50 latency us | p99 latency us | lost | dup | ooo | broker peak RSS MiB | broker CPU s | CPU us/msg | edgemq/mosquitto |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| scenario | broker | delivered msgs/s (median) | min-max | p50 latency us | p99 latency us | lost | dup | ooo | broker peak RSS MiB | broker CPU s | CPU us/msg | disk B/msg | vs mosquitto |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for s in "${scenarios[@]}"; do
     name=$(scenario_name "$s")
     declare -A med=()
@@ -330,16 +352,19 @@ report() {
       # Broker CPU per delivered message over the whole run (warm-up and drain included).
       per_msg=$(paste <(field_values "$b" "$name" broker_cpu_s) <(field_values "$b" "$name" received) |
                 awk '$2 > 0 {print $1 * 1e6 / $2}' | median)
+      # Bytes written to disk per delivered message, from /proc/PID/io (see broker_disk_bytes).
+      disk_per_msg=$(paste <(field_values "$b" "$name" broker_disk_bytes) <(field_values "$b" "$name" received) |
+                     awk '$2 > 0 {print $1 / $2}' | median)
       ratio="-"
-      if [[ $b == edgemq && -n ${med[mosquitto]:-} && ${med[mosquitto]} != "-" && ${med[edgemq]} != "-" ]]; then
-        ratio=$(awk -v e="${med[edgemq]}" -v m="${med[mosquitto]}" 'BEGIN { if (m > 0) printf "%.2f", e / m; else print "-" }')
+      if [[ $b == edgemq* && -n ${med[mosquitto]:-} && ${med[mosquitto]} != "-" && ${med[$b]} != "-" ]]; then
+        ratio=$(awk -v e="${med[$b]}" -v m="${med[mosquitto]}" 'BEGIN { if (m > 0) printf "%.2f", e / m; else print "-" }')
       fi
       undrained=$(field_values "$b" "$name" drain_end | grep -cE 'max|cut' || true)
       lost=$(field_sum "$b" "$name" lost)
       (( undrained > 0 )) && lost="$lost*"
       label=$(label_of "$b")
       (( failed > 0 )) && label="$label ($failed failed)"
-      echo "| $name | $label | $(fmt_int "${med[$b]}") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" duplicates) | $(field_sum "$b" "$name" out_of_order) | $(awk -v k="$rss" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }') | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $ratio |"
+      echo "| $name | $label | $(fmt_int "${med[$b]}") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" duplicates) | $(field_sum "$b" "$name" out_of_order) | $(awk -v k="$rss" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }') | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $(fmt_1 "$disk_per_msg") | $ratio |"
     done
     unset med
   done
@@ -347,6 +372,7 @@ report() {
   echo "Scenarios:"
   for s in "${scenarios[@]}"; do echo "- \`$(scenario_name "$s")\`: edgemq-bench $(scenario_args "$s")"; done
   echo
+  echo "disk B/msg: bytes the broker wrote to disk during the run (/proc/PID/io write_bytes - cancelled_write_bytes, warm-up and drain included) per delivered message."
   echo "lost/dup/ooo: summed over the runs; * = some run's drain was cut off (--drain-max), so 'lost' may include late messages (see bench/README.md)."
   echo "Failed runs (left out of the medians), and brokers that died:"
   local failures

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -52,6 +53,9 @@ constexpr std::int64_t vacuum_keep_free_pages = 64;
 constexpr auto first_backoff = 50ms;
 constexpr auto max_backoff = 2000ms;
 constexpr int attempts_at_close = 5;
+// A commit delay ends early once this many batches are queued: under load the time a
+// transaction takes is batching window enough.
+constexpr std::size_t commit_delay_max_batches = 512;
 
 bool path_exists(const std::string& p) {
     struct stat st {};
@@ -158,7 +162,7 @@ struct pending {
 }  // namespace
 
 struct sqlite_store::impl {
-    impl(std::string path, core::durability mode);
+    impl(std::string path, core::durability mode, std::chrono::microseconds commit_delay);
     ~impl() { close(); }
 
     void open();
@@ -178,6 +182,10 @@ struct sqlite_store::impl {
         std::string what;
     };
     attempt try_commit(std::vector<pending>& work);
+    void plan_cancellations(const std::vector<pending>& work);
+    bool cancelled(std::size_t batch, std::size_t op) const {
+        return !cancelled_.empty() && !cancelled_[batch].empty() && cancelled_[batch][op];
+    }
     void rollback() noexcept;
     void on_failure(std::vector<pending>& work, const attempt& a);
     void maybe_vacuum();
@@ -228,6 +236,7 @@ struct sqlite_store::impl {
     std::mutex queue_mutex_;
     std::condition_variable wake_;
     std::vector<pending> queue_;
+    std::chrono::microseconds commit_delay_{0};
     bool stopping_ = false;  // guarded by queue_mutex_
     bool closed_ = false;    // guarded by queue_mutex_
     std::thread writer_;
@@ -249,18 +258,22 @@ struct sqlite_store::impl {
     steady::time_point failing_since_{};
     std::string ids_blob_;                   // scratch for subscription identifiers
     bool warned_dangling_ = false;
+    // Per batch of the current work, per operation: left out of the transaction because
+    // a later operation of the same work undoes it (see plan_cancellations).
+    std::vector<std::vector<bool>> cancelled_;
 
     struct {
         std::atomic<std::uint64_t> commits{0}, committed_batches{0}, committed_ops{0}, failed_batches{0},
             failed_transactions{0}, failure_episodes{0}, retried_ops{0}, dropped_ops{0}, messages_deleted{0},
-            vacuums{0};
+            vacuums{0}, cancelled_ops{0};
     } counters_;
 };
 
 
 // --- open ---------------------------------------------------------------------------
 
-sqlite_store::impl::impl(std::string path, core::durability mode) : path_(std::move(path)), mode_(mode) {
+sqlite_store::impl::impl(std::string path, core::durability mode, std::chrono::microseconds commit_delay)
+    : path_(std::move(path)), mode_(mode), commit_delay_(commit_delay) {
     if (mode != core::durability::process && mode != core::durability::power)
         throw std::invalid_argument("sqlite_store: durability none keeps no store (the app creates none)");
     open();
@@ -478,6 +491,12 @@ void sqlite_store::impl::run() {
                 wake_.wait_for(lock, backoff, [] { return false; });
             }
             wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !retry_.empty(); });
+            if (commit_delay_.count() > 0) {
+                // Let more work join this transaction: acknowledgements that cancel
+                // rows still queued (plan_cancellations), and fewer, fuller commits.
+                wake_.wait_for(lock, commit_delay_,
+                               [&] { return stopping_ || queue_.size() >= commit_delay_max_batches; });
+            }
             if (queue_.empty() && retry_.empty()) break;  // stopping and drained
             stopping = stopping_;
             if (retry_.empty()) {
@@ -547,15 +566,79 @@ void sqlite_store::impl::process(std::vector<pending>& work) {
     maybe_vacuum();
 }
 
+// A delivery put and removed within one work (the subscriber acknowledged it before the
+// writer got to it) need not touch the file: the put, the removal and any mark_* of that
+// row are left out, and so is a message whose every reference is left out. Under load
+// this is the common case for a connected persistent subscriber, and it saves both the
+// SQL and the disk writes. Rows are unique broker-wide, so the row alone identifies a
+// delivery.
+void sqlite_store::impl::plan_cancellations(const std::vector<pending>& work) {
+    struct where {
+        std::size_t batch, op;
+    };
+    std::unordered_map<std::uint64_t, std::vector<where>> rows;  // row -> its put and marks
+    std::unordered_map<std::uint64_t, std::size_t> live_refs;    // message -> references kept
+    std::unordered_map<std::uint64_t, where> message_puts;
+    cancelled_.assign(work.size(), {});
+    std::size_t cancelled_count = 0;
+    auto cancel = [&](where w) {
+        auto& flags = cancelled_[w.batch];
+        if (flags.empty()) flags.assign(work[w.batch].ops.size(), false);
+        flags[w.op] = true;
+        ++cancelled_count;
+    };
+    for (std::size_t b = 0; b < work.size(); ++b) {
+        if (work[b].rejected) continue;
+        const auto& ops_of = work[b].ops;
+        for (std::size_t i = 0; i < ops_of.size(); ++i) {
+            const core::store_op& op = ops_of[i];
+            if (const auto* put = std::get_if<ops::put_delivery>(&op)) {
+                rows[put->delivery.row] = {where{b, i}};
+                ++live_refs[put->delivery.message_id];
+            } else if (const auto* m = std::get_if<ops::mark_sent>(&op)) {
+                if (auto it = rows.find(m->row); it != rows.end()) it->second.push_back({b, i});
+            } else if (const auto* rel = std::get_if<ops::mark_released>(&op)) {
+                if (auto it = rows.find(rel->row); it != rows.end()) it->second.push_back({b, i});
+            } else if (const auto* r = std::get_if<ops::remove_delivery>(&op)) {
+                auto it = rows.find(r->row);
+                if (it == rows.end()) continue;
+                const where first = it->second.front();
+                const auto& d = std::get<ops::put_delivery>(work[first.batch].ops[first.op]).delivery;
+                if (d.session_id != r->session_id) continue;
+                for (const where& w : it->second) cancel(w);
+                cancel(where{b, i});
+                --live_refs[d.message_id];
+                rows.erase(it);
+            } else if (const auto* pm = std::get_if<ops::put_message>(&op)) {
+                message_puts.emplace(pm->id, where{b, i});
+            } else if (const auto* pr = std::get_if<ops::put_retained>(&op)) {
+                ++live_refs[pr->message_id];
+            } else if (std::holds_alternative<ops::remove_session>(op)) {
+                // Its rows go with it; keep things simple and cancel nothing across it.
+                rows.clear();
+            }
+        }
+    }
+    for (const auto& [id, at] : message_puts) {
+        auto it = live_refs.find(id);
+        if (it != live_refs.end() && it->second == 0) cancel(at);
+    }
+    if (cancelled_count == 0) cancelled_.clear();
+    counters_.cancelled_ops.fetch_add(cancelled_count, std::memory_order_relaxed);
+}
+
 sqlite_store::impl::attempt sqlite_store::impl::try_commit(std::vector<pending>& work) {
     std::lock_guard lock(db_mutex_);
     constexpr std::size_t no_batch = std::numeric_limits<std::size_t>::max();
     std::size_t current = no_batch;
     try {
+        plan_cancellations(work);
         st_->begin.run();
         for (current = 0; current < work.size(); ++current) {
             if (work[current].rejected) continue;
-            for (const core::store_op& op : work[current].ops) std::visit([this](const auto& o) { apply(o); }, op);
+            const auto& ops_of = work[current].ops;
+            for (std::size_t i = 0; i < ops_of.size(); ++i)
+                if (!cancelled(current, i)) std::visit([this](const auto& o) { apply(o); }, ops_of[i]);
         }
         current = no_batch;
         delete_unreferenced();
@@ -839,8 +922,8 @@ void sqlite_store::impl::close() {
 
 // --- the public face ---------------------------------------------------------------
 
-sqlite_store::sqlite_store(std::string path, core::durability mode)
-    : impl_(std::make_unique<impl>(std::move(path), mode)) {}
+sqlite_store::sqlite_store(std::string path, core::durability mode, std::chrono::microseconds commit_delay)
+    : impl_(std::make_unique<impl>(std::move(path), mode, commit_delay)) {}
 
 sqlite_store::~sqlite_store() = default;
 
@@ -864,6 +947,7 @@ sqlite_store::counters sqlite_store::statistics() const noexcept {
     out.dropped_ops = get(c.dropped_ops);
     out.messages_deleted = get(c.messages_deleted);
     out.vacuums = get(c.vacuums);
+    out.cancelled_ops = get(c.cancelled_ops);
     return out;
 }
 

@@ -12,7 +12,9 @@
 //   `power` with synchronous=FULL (the WAL is fsync'ed at every commit). `none` is not
 //   a store: the app then creates none (the constructor throws std::invalid_argument).
 // - submit() only queues (no SQL on the caller's thread). The store's writer thread
-//   takes everything queued, applies it in one transaction, commits, then calls every
+//   wakes at the first submission, waits `commit_delay` more (or until 512 batches are
+//   queued) so that more work joins, takes everything queued, applies it in one
+//   transaction, commits, then calls every
 //   `done(true)` in submission order. Each done is called exactly once, in submission
 //   order, on the writer thread, never under a lock of the store.
 // - A failed transaction (disk full, I/O error) is rolled back; every batch in it gets
@@ -28,6 +30,8 @@
 //   start, when unreferenced rows are deleted. A released delivery keeps its
 //   message_id but its message may be gone (only the PUBREL is left to send).
 //   put_message of an id already stored keeps the stored row (messages are immutable).
+// - A delivery put and removed within the same transaction is not written at all (nor
+//   its mark_*), and neither is a message put in it whose references are all such.
 // - put_session for a client id stored under another session id first removes that
 //   other session (with its subscriptions, deliveries and inbound ids): a client id
 //   has one session.
@@ -40,6 +44,7 @@
 // Threads: submit(), statistics() from any thread; load() and close() from one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,6 +67,7 @@ public:
         std::uint64_t dropped_ops = 0;          // operations given up (see close(), rejected batches)
         std::uint64_t messages_deleted = 0;     // message rows deleted when unreferenced
         std::uint64_t vacuums = 0;              // PRAGMA incremental_vacuum runs
+        std::uint64_t cancelled_ops = 0;        // left unwritten: undone within the same transaction
     };
 
     // The PRAGMA values in effect on the store's connection, read back from SQLite
@@ -82,7 +88,8 @@ public:
     };
 
     // Opens or creates `path` (see the contract above). `mode` is process or power.
-    sqlite_store(std::string path, core::durability mode);
+    // `commit_delay`: see the contract above.
+    sqlite_store(std::string path, core::durability mode, std::chrono::microseconds commit_delay = {});
     ~sqlite_store() override;
     sqlite_store(const sqlite_store&) = delete;
     sqlite_store& operator=(const sqlite_store&) = delete;

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
                 throw std::runtime_error("cannot create the data directory " + dir.string() + ": " + ec.message() +
                                          " (choose another with --data-dir, or --durability none)");
             const std::string path = (dir / "edgemq.db").string();
-            store = std::make_unique<storage::sqlite_store>(path, settings.broker.durability_mode);
+            store = std::make_unique<storage::sqlite_store>(
+                path, settings.broker.durability_mode, std::chrono::milliseconds(settings.broker.commit_delay_ms));
             log::info("state in ", path, " (durability ", config::to_string(settings.broker.durability_mode), ")");
         } else {
             log::info("durability none: state is kept in memory only");

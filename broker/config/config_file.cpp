@@ -135,7 +135,8 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
                       "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
                       "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
                       "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer",
-                      "publisher_backpressure", "sys_interval", "response_information", "durability"});
+                      "publisher_backpressure", "sys_interval", "response_information", "durability",
+                      "commit_delay_ms"});
     core::broker_settings& b = settings.broker;
     if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
     r.integer("workers", b.workers, 0, 1024);
@@ -149,6 +150,7 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
         if (!parse_durability(mode, b.durability_mode))
             r.fail("durability", "must be \"none\", \"process\" or \"power\"");
     }
+    r.integer("commit_delay_ms", b.commit_delay_ms, 0, 1000);
     r.seconds("connect_timeout", b.connect_timeout, 3600);
     r.integer("max_keep_alive", b.max_keep_alive, 0, 65535);
     r.integer("max_packet_size", b.max_packet_size, 64, 268'435'455);

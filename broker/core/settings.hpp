@@ -25,6 +25,10 @@ struct broker_settings {
     std::string data_dir;
     // What an acknowledgement promises (see core::durability and docs/DURABILITY.md).
     durability durability_mode = durability::process;
+    // How long the store's writer waits for more work before it commits (see
+    // storage/sqlite_store.hpp): fewer, fuller commits, and rows a subscriber has
+    // acknowledged meanwhile are never written. Delays PUBACK/PUBREC by as much.
+    std::uint32_t commit_delay_ms = 1;
 
     // A socket that has not completed CONNECT within this time is closed.
     std::chrono::milliseconds connect_timeout{10'000};

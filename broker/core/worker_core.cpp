@@ -247,6 +247,7 @@ worker_core::publish_result worker_core::publish_from(client_connection& source,
     // PUBLISH (on this or any connection) must see it, as it would without a store.
     if (msg->retain) broker_.retain(msg);
     work.ack = make_ack(result.targets);
+    work.deliver_early = msg->qos < 2 && !store_failure_logged_;
     after_store(source, std::move(work));
     return result;
 }
@@ -367,6 +368,22 @@ void worker_core::after_store(client_connection& source, store_bound_work work) 
     pending_work& p = chain.pending.back();
     for (store_op& op : work.ops) p.ops.push_back(std::move(op));
     work.ops.clear();
+    // A QoS 0/1 message may reach its subscribers before it is committed: the promise of
+    // the PUBACK (delivered even after a crash) holds either way, and a crash before
+    // the commit only means the publisher sends it again, a duplicate QoS 1 allows. In
+    // exchange, a subscriber that acknowledges before the store writes lets the writer
+    // drop the message's rows unwritten (storage/: cancelled in the queue). Only when
+    // no earlier message of this connection is still held back: per-topic order
+    // [MQTT-4.6.0-5]. Handed out only after the ops reach the store (end_of_input), so
+    // that a subscriber's remove_delivery can never overtake its put_delivery.
+    const bool held_back = std::any_of(chain.pending.begin(), chain.pending.end(),
+                                       [](const pending_work& w) { return w.holds_deliveries; });
+    if (work.deliver_early && !held_back) {
+        for (routed_delivery& d : work.deliveries) p.early.push_back(std::move(d));
+        work.deliveries.clear();
+    } else if (!work.deliveries.empty()) {
+        p.holds_deliveries = true;
+    }
     p.items.push_back(std::move(work));
 }
 
@@ -376,9 +393,11 @@ void worker_core::end_of_input(client_connection& source) {
     pending_work& p = it->second.pending.back();
     if (p.submitted) return;
     p.submitted = true;
+    std::vector<routed_delivery> early = std::exchange(p.early, {});
     if (p.ops.empty()) {
         // Only waits for the work before it.
         p.committed = true;
+        dispatch(early);
         complete_ready(it->first);
         return;
     }
@@ -388,6 +407,7 @@ void worker_core::end_of_input(client_connection& source) {
         // On the store's thread: hand over to this worker.
         broker_.executor(index_).post([this, chain_id, work_id, ok] { on_committed(chain_id, work_id, ok); });
     });
+    dispatch(early);
 }
 
 void worker_core::on_committed(std::uint64_t chain_id, std::uint64_t work_id, bool ok) {

@@ -44,6 +44,9 @@ struct store_bound_work {
     std::vector<routed_delivery> deliveries;      // handed out once it is
     std::optional<protocol::packet> ack;          // sent to the connection then
     std::uint16_t inbound_qos2_id = 0;            // forgotten if the store fails
+    // QoS 0/1: the deliveries may go out as soon as the ops are handed to the store (see
+    // worker_core::after_store).
+    bool deliver_early = false;
 };
 
 struct worker_counters {
@@ -205,6 +208,8 @@ private:
         bool ok = true;
         std::vector<store_bound_work> items;
         std::vector<store_op> ops;
+        std::vector<routed_delivery> early;  // dispatched once `ops` are submitted
+        bool holds_deliveries = false;       // some item's deliveries wait for the commit
     };
     struct work_chain {
         client_connection* connection = nullptr;  // null once it is gone

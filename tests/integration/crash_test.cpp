@@ -121,7 +121,14 @@ TEST_CASE("[MQTT-4.3.2] durability: 10000 acknowledged QoS 1 messages from 4 pub
     WARN(sub.duplicates() == 0);
 }
 
-TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill -9 at random points of PUBREC PUBREL PUBCOMP") {
+namespace {
+
+// Kills the broker again and again at random points of the QoS `qos` flows of 5.0 and
+// 3.1.1 publishers and subscribers with persistent sessions, then checks what each
+// subscriber's application got: every message a publisher had acknowledged, in order;
+// for QoS 2 exactly once, for QoS 1 at least once.
+void kill_loop(int qos) {
+    const std::string q = "q" + std::to_string(qos);
     const std::uint64_t seed = env_number("EDGEMQ_TEST_SEED", std::random_device{}());
     const int max_kills = static_cast<int>(env_number("EDGEMQ_TEST_KILLS", 20));
     const auto max_loop = std::chrono::seconds(40);
@@ -132,8 +139,9 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
     broker_process broker;
     // Both directions in both versions: 5.0 and 3.1.1 publishers, 5.0 and 3.1.1
     // subscribers, all with sessions that outlive their connections.
-    qos_subscriber sub5("q2sub5", wire::v5, "q2/#", 2), sub3("q2sub3", wire::v311, "q2/#", 2);
-    qos_publisher pub5("q2pub5", wire::v5, "q2/5", 2, 16, 48), pub3("q2pub3", wire::v311, "q2/3", 2, 16, 48);
+    const auto q8 = static_cast<std::uint8_t>(qos);
+    qos_subscriber sub5(q + "sub5", wire::v5, q + "/#", q8), sub3(q + "sub3", wire::v311, q + "/#", q8);
+    qos_publisher pub5(q + "pub5", wire::v5, q + "/5", q8, 16, 48), pub3(q + "pub3", wire::v311, q + "/3", q8, 16, 48);
     std::vector<qos_subscriber*> subs{&sub5, &sub3};
     std::vector<qos_publisher*> pubs{&pub5, &pub3};
     std::vector<qos_peer*> peers{&pub5, &pub3, &sub5, &sub3};
@@ -145,13 +153,13 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
 
     // Where to kill: after some time, or right after the k-th next event of one kind
     // (with the acknowledgements that event would trigger not yet written).
-    const char* const kinds[] = {"time", "publisher got PUBREC", "subscriber got PUBLISH", "subscriber got PUBREL",
+    const char* const kinds[] = {"time", qos == 1 ? "publisher got PUBACK" : "publisher got PUBREC", "subscriber got PUBLISH", "subscriber got PUBREL",
                                  "publisher got PUBCOMP"};
     std::ostringstream schedule;
     int kills = 0;
     const auto loop_start = std::chrono::steady_clock::now();
     while (kills < max_kills && std::chrono::steady_clock::now() - loop_start < max_loop) {
-        const auto kind = uniform(0, 4);
+        const auto kind = uniform(0, qos == 1 ? 2 : 4);  // QoS 1 has no PUBREL or PUBCOMP
         const auto k = uniform(1, 200);
         const auto which = uniform(0, 1);
         std::function<bool()> trigger;
@@ -159,8 +167,9 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
         if (kind == 0) {
             wait = std::chrono::milliseconds(uniform(10, 600));
         } else if (kind == 1) {
-            const auto target = pubs[which]->pubrecs() + k;
-            trigger = [&, target, which] { return pubs[which]->pubrecs() >= target; };
+            auto acks = [&, which] { return qos == 1 ? pubs[which]->pubacks() : pubs[which]->pubrecs(); };
+            const auto target = acks() + k;
+            trigger = [acks, target] { return acks() >= target; };
         } else if (kind == 2) {
             const auto target = subs[which]->publishes() + k;
             trigger = [&, target, which] { return subs[which]->publishes() >= target; };
@@ -231,7 +240,7 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
             INFO(s->id() << " from " << p->id() << ": missing " << missing << " (first: " << first_missing.str()
                          << ") extra copies " << extra);
             CHECK(missing == 0);
-            CHECK(extra == 0);
+            if (qos == 2) CHECK(extra == 0);
             lost += missing;
         }
     }
@@ -241,7 +250,7 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
                      << s->id_conflicts() << " out of order " << s->out_of_order() << " remembered ids "
                      << s->remembered() << " sessions lost " << s->sessions_lost() << " first foreign payload '"
                      << s->first_foreign() << "'");
-        CHECK(s->duplicates() == 0);
+        if (qos == 2) CHECK(s->duplicates() == 0);
         CHECK(s->id_conflicts() == 0);
         CHECK(s->out_of_order() == 0);
         CHECK(s->sessions_lost() == 0);
@@ -251,10 +260,20 @@ TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill 
         out_of_order += s->out_of_order();
     }
     CHECK_MESSAGE(r == pump_result::stopped, "flows did not settle within 15 s after the last restart");
-    MESSAGE("QoS 2 kill loop: " << kills << " kills in " << loop_s << " s; " << messages
+    MESSAGE("QoS " << qos << " kill loop: " << kills << " kills in " << loop_s << " s; " << messages
                                 << " messages x 2 subscribers; duplicates " << duplicates << "; lost " << lost
                                 << "; out of order " << out_of_order << "; resends recognised by packet id "
                                 << resends << "; seed " << seed);
+}
+
+}  // namespace
+
+TEST_CASE("[MQTT-4.3.3] durability: QoS 2 is delivered exactly once across kill -9 at random points of PUBREC PUBREL PUBCOMP") {
+    kill_loop(2);
+}
+
+TEST_CASE("[MQTT-4.3.2] durability: QoS 1 is delivered at least once and in order across kill -9 at random points of PUBLISH and PUBACK") {
+    kill_loop(1);
 }
 
 TEST_SUITE_END();

@@ -148,6 +148,7 @@ void qos_publisher::on_packet(const wire::packet& p) {
     auto it = inflight_.find(ack.packet_id);
     switch (p.type()) {
     case wire::PUBACK:
+        ++pubacks_;
         if (qos_ != 1 || it == inflight_.end())
             throw std::runtime_error("qos_publisher " + id() + ": unexpected " + p.describe());
         settle(it->second.seq, ack.reason);

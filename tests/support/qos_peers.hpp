@@ -110,6 +110,7 @@ public:
     std::uint8_t last_reject_code() const { return last_reject_code_; }
     std::uint64_t resent_publishes() const { return resent_publishes_; }
     std::uint64_t resent_pubrels() const { return resent_pubrels_; }
+    std::uint64_t pubacks() const { return pubacks_; }
     std::uint64_t pubrecs() const { return pubrecs_; }
     std::uint64_t pubcomps() const { return pubcomps_; }
     const std::string& topic() const { return topic_; }
@@ -140,7 +141,7 @@ private:
     std::vector<std::uint8_t> status_;
     std::uint64_t accepted_ = 0, rejected_ = 0, completed_ = 0;
     std::uint8_t last_reject_code_ = 0;
-    std::uint64_t resent_publishes_ = 0, resent_pubrels_ = 0, pubrecs_ = 0, pubcomps_ = 0;
+    std::uint64_t resent_publishes_ = 0, resent_pubrels_ = 0, pubacks_ = 0, pubrecs_ = 0, pubcomps_ = 0;
 };
 
 class qos_subscriber : public qos_peer {

@@ -69,7 +69,7 @@ publish message(std::string topic, std::string payload, std::uint8_t qos, std::u
 
 }  // namespace
 
-TEST_CASE("QoS 1 to a persistent subscriber: PUBACK and delivery wait for the commit") {
+TEST_CASE("QoS 1 to a persistent subscriber: the delivery goes out at once and the PUBACK waits for the commit") {
     manual_store st;
     fake_broker b({}, 2, &st);
     auto sub = b.connect(0);
@@ -82,13 +82,14 @@ TEST_CASE("QoS 1 to a persistent subscriber: PUBACK and delivery wait for the co
 
     pub->send(protocol_version::v5, message("d/1", "kept", 1, 5));
     CHECK_FALSE(pub->receive());  // no PUBACK before the commit
-    CHECK_FALSE(sub->receive());  // nor the delivery
+    // The message's rows are in the store's queue before the delivery leaves, so the
+    // subscriber's acknowledgement can never reach the store ahead of them.
     CHECK(st.count<core::store_ops::put_message>() == 1);
     CHECK(st.count<core::store_ops::put_delivery>() == 1);
-    st.commit();
-    CHECK(expect<puback>(*pub).packet_id == 5);
     auto got = expect<publish>(*sub);
     CHECK(got.payload == "kept");
+    st.commit();
+    CHECK(expect<puback>(*pub).packet_id == 5);
 
     puback ack;
     ack.packet_id = got.packet_id;
@@ -98,7 +99,7 @@ TEST_CASE("QoS 1 to a persistent subscriber: PUBACK and delivery wait for the co
     CHECK(st.count<core::store_ops::remove_delivery>() == 1);
 }
 
-TEST_CASE("acknowledgements keep their order behind a pending commit, QoS 0 included") {
+TEST_CASE("acknowledgements keep their order behind a pending commit and deliveries keep theirs, QoS 0 included") {
     manual_store st;
     fake_broker b({}, 2, &st);
     auto sub = b.connect(0);
@@ -110,11 +111,24 @@ TEST_CASE("acknowledgements keep their order behind a pending commit, QoS 0 incl
     encode(protocol_version::v5, message("o", "first", 1, 1), both);
     encode(protocol_version::v5, message("o", "second", 0, 0), both);
     pub->send_bytes(both);
-    CHECK_FALSE(sub->receive());  // the QoS 0 message waits behind the stored one
-    st.commit();
     CHECK(expect<publish>(*sub).payload == "first");
     CHECK(expect<publish>(*sub).payload == "second");
+    CHECK_FALSE(pub->receive());  // the PUBACK waits for the commit
+    st.commit();
     CHECK(expect<puback>(*pub).packet_id == 1);
+
+    // A QoS 2 message is held until its commit, and the QoS 1 and 0 messages behind it
+    // wait for it [MQTT-4.6.0-5].
+    std::string three;
+    encode(protocol_version::v5, message("o", "third", 2, 2), three);
+    encode(protocol_version::v5, message("o", "fourth", 1, 3), three);
+    encode(protocol_version::v5, message("o", "fifth", 0, 0), three);
+    pub->send_bytes(three);
+    CHECK_FALSE(sub->receive());
+    st.commit();
+    CHECK(expect<publish>(*sub).payload == "third");
+    CHECK(expect<publish>(*sub).payload == "fourth");
+    CHECK(expect<publish>(*sub).payload == "fifth");
 }
 
 TEST_CASE("nothing persistent to keep: no store write and no wait") {
@@ -146,7 +160,7 @@ TEST_CASE("QoS 0 to a persistent session never touches the store") {
     CHECK(expect<publish>(*sub).qos == 0);
 }
 
-TEST_CASE("disk full: v5 publisher gets 0x97 and nothing is routed; 3.1.1 publisher is disconnected") {
+TEST_CASE("disk full: v5 publisher gets 0x97 and once the store fails nothing is routed; 3.1.1 publisher is disconnected") {
     manual_store st;
     fake_broker b({}, 2, &st);
     auto sub = b.connect(0);
@@ -155,9 +169,17 @@ TEST_CASE("disk full: v5 publisher gets 0x97 and nothing is routed; 3.1.1 publis
 
     auto v5 = b.connect(1);
     open(*v5, transient("full-v5"), st);
-    v5->send(protocol_version::v5, message("f", "lost", 1, 9));
+    // QoS 1 goes out before the commit while the store works: the first message after
+    // the disk filled up reaches the subscriber, and its publisher still gets 0x97 (and
+    // may send it again: a duplicate, as QoS 1 allows).
+    v5->send(protocol_version::v5, message("f", "first", 1, 9));
+    CHECK(expect<publish>(*sub).payload == "first");
+    st.commit(false);
+    CHECK(expect<puback>(*v5).code == reason_code::quota_exceeded);
+    v5->send(protocol_version::v5, message("f", "lost", 1, 10));
     st.commit(false);
     auto ack = expect<puback>(*v5);
+    CHECK(ack.packet_id == 10);
     CHECK(ack.code == reason_code::quota_exceeded);
     CHECK_FALSE(sub->receive());
 

@@ -414,6 +414,52 @@ TEST_CASE("group commit applies everything queued in one transaction") {
     CHECK(c.committed_ops == 1 + 999 * 2);
 }
 
+TEST_CASE("a delivery put and removed in one transaction is never written and neither is its message") {
+    temp_dir dir;
+    const std::string path = dir.file("edgemq.db");
+    {
+        sqlite_store store(path, core::durability::process);
+        // Hold the writer (callbacks run on it) so that what follows meets in one
+        // transaction, as when a subscriber acknowledges before the writer gets to it.
+        std::promise<void> release;
+        std::shared_future<void> released = release.get_future().share();
+        std::promise<void> first_done;
+        store.submit({ops::put_session{{1, "one", 100, 0, std::nullopt}}, ops::put_session{{2, "two", 100, 0, std::nullopt}}},
+                     [&, released](bool) {
+                         first_done.set_value();
+                         released.wait();
+                     });
+        first_done.get_future().wait();
+        std::atomic<int> ok{0};
+        auto count = [&ok](bool committed) { ok += committed ? 1 : 0; };
+        // Message 10 for two sessions, one of which acknowledges at once.
+        store.submit({put_msg(10), ops::put_delivery{delivery(1, 10, 10)}, ops::put_delivery{delivery(2, 11, 10)}}, count);
+        store.submit({ops::remove_delivery{1, 10}}, count);
+        // Message 20 for one session, sent (QoS 2), released and completed.
+        store.submit({put_msg(20), ops::put_delivery{delivery(1, 21, 20, 2)}}, count);
+        store.submit({ops::mark_sent{1, 21, 1}}, count);
+        store.submit({ops::mark_released{1, 21}}, count);
+        store.submit({ops::remove_delivery{1, 21}}, count);
+        // A removal for another session's row cancels nothing.
+        store.submit({put_msg(30), ops::put_delivery{delivery(2, 31, 30)}}, count);
+        store.submit({ops::remove_delivery{1, 31}}, count);
+        release.set_value();
+        store.close();
+        CHECK(ok == 8);
+        const auto c = store.statistics();
+        CHECK(c.commits == 2);
+        CHECK(c.cancelled_ops == 2 + 5);
+    }
+    sqlite_store again(path, core::durability::process);
+    const core::stored_state state = again.load();
+    std::vector<std::uint64_t> rows, messages;
+    for (const auto& d : state.deliveries) rows.push_back(d.row);
+    for (const auto& m : state.messages) messages.push_back(m.id);
+    std::sort(messages.begin(), messages.end());
+    CHECK(rows == std::vector<std::uint64_t>{11, 31});
+    CHECK(messages == std::vector<std::uint64_t>{10, 30});
+}
+
 TEST_CASE("submit from many threads and close drains everything") {
     temp_dir dir;
     const std::string path = dir.file("edgemq.db");
