@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "storage/sqlite_statement.hpp"
@@ -28,6 +29,10 @@ std::string describe_sqlite_error(sqlite3* db, int rc) {
 }
 
 sqlite_db::sqlite_db(std::string path, open_mode mode) : path_(std::move(path)) {
+    // Memory statistics take a global mutex at every allocation SQLite makes (several
+    // per row written); nothing here reads them. Only possible before SQLite starts.
+    static std::once_flag configured;
+    std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     // NOMUTEX: callers serialise access themselves (sqlite_store holds its own mutex),
     // so SQLite's per-call mutex would be pure cost. EXRESCODE: extended codes from
     // every call, so SQLITE_IOERR_WRITE and SQLITE_FULL are told apart.

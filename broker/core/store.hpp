@@ -84,7 +84,12 @@ namespace store_ops {
 // The message row; must be submitted before (or with) anything that references it.
 // Holds the shared message: the store reads it on its own thread (it is immutable).
 struct put_message { std::uint64_t id; session::message_ptr msg; wall_ms expires_at; };
-struct put_session { stored_session session; };          // insert or replace
+// Insert or replace. Held by pointer: a session row (client id, Will) is big and rare,
+// and would make every store_op, a hundred per message batch, as big as it is.
+struct put_session {
+    put_session(stored_session s) : session(std::make_shared<const stored_session>(std::move(s))) {}  // NOLINT(google-explicit-constructor)
+    std::shared_ptr<const stored_session> session;
+};
 struct remove_session { std::uint64_t session_id; };     // and its subscriptions, deliveries, inbound ids
 struct put_subscription { stored_subscription subscription; };  // insert or replace (session, filter)
 struct remove_subscription { std::uint64_t session_id; std::string filter; };

@@ -536,8 +536,10 @@ void worker_core::schedule_flush() {
 void worker_core::flush() {
     flush_scheduled_ = false;
     if (!store_later_.empty()) {
+        const std::size_t last = store_later_.size();
         if (store* st = broker_.durable_store()) st->submit(std::exchange(store_later_, {}), [](bool) {});
         store_later_.clear();
+        store_later_.reserve(last);  // the next flush is likely as big: grow once, not step by step
     }
     if (outbox_.size() < broker_.worker_count()) outbox_.resize(broker_.worker_count());
     for (unsigned w = 0; w < outbox_.size(); ++w) {
