@@ -941,7 +941,7 @@ void sqlite_store::impl::apply(const ops::remove_retained& op) {
     const bool found = find.step();
     const std::uint64_t message_id = found ? find.column_u64(0) : 0;
     find.reset();
-    if (!found) return;
+    if (!found || (op.only_message_id != 0 && op.only_message_id != message_id)) return;
     st_->delete_retained.bind_text(1, op.topic).run();
     unref(message_id);
 }

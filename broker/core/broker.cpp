@@ -48,13 +48,17 @@ void broker::retain(const session::message_ptr& msg) {
     if (msg->expires_at != session::never) retained_with_expiry_.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::size_t broker::expire_retained(session::time_point now) {
+std::size_t broker::expire_retained(session::time_point now,
+                                    std::vector<std::pair<std::string, std::uint64_t>>* stored) {
     if (retained_with_expiry_.load(std::memory_order_relaxed) == 0) return 0;
     std::unique_lock lock(retained_mutex_);
     std::size_t with_expiry = 0;
     std::size_t removed = retained_.erase_if([&](const session::message_ptr& msg) {
         if (msg->expires_at == session::never) return false;
-        if (msg->expired(now)) return true;
+        if (msg->expired(now)) {
+            if (stored && msg->store_id != 0) stored->emplace_back(msg->topic, msg->store_id);
+            return true;
+        }
         ++with_expiry;
         return false;
     });

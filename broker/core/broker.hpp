@@ -115,8 +115,10 @@ public:
             if (!msg->expired(now)) visit(msg);
         });
     }
-    // Drops expired retained messages; returns how many.
-    std::size_t expire_retained(session::time_point now);
+    // Drops expired retained messages; returns how many. Appends (topic, store id) of
+    // those that were stored to `stored`, so the caller can remove them there too.
+    std::size_t expire_retained(session::time_point now,
+                                std::vector<std::pair<std::string, std::uint64_t>>* stored = nullptr);
     std::size_t retained_count() const;
 
     std::size_t subscription_count() const;

@@ -32,9 +32,11 @@ restore_summary restore_state(broker& b, stored_state state) {
 
     for (auto& [topic, id] : state.retained) {
         auto it = messages.find(id);
-        if (it == messages.end() || it->second->expired(steady)) continue;
+        if (it == messages.end()) continue;
+        // Expired ones too: the retained sweep removes them from the tree and the store
+        // alike, and a delivery never sends an expired message [MQTT-3.3.2-5].
         b.retain(it->second);
-        ++summary.retained;
+        if (!it->second->expired(steady)) ++summary.retained;
     }
 
     std::unordered_map<std::uint64_t, worker_core::restored_session> by_id;

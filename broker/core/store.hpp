@@ -100,7 +100,9 @@ struct remove_delivery { std::uint64_t session_id; std::uint64_t row; };
 struct put_inbound { std::uint64_t session_id; std::uint16_t packet_id; };
 struct remove_inbound { std::uint64_t session_id; std::uint16_t packet_id; };
 struct put_retained { std::string topic; std::uint64_t message_id; };  // replaces
-struct remove_retained { std::string topic; };
+// only_message_id != 0: only if that message is the one stored for the topic (an
+// expiry must not remove a newer message that was retained meanwhile).
+struct remove_retained { std::string topic; std::uint64_t only_message_id = 0; };
 }  // namespace store_ops
 
 using store_op = std::variant<store_ops::put_message, store_ops::put_session, store_ops::remove_session,

@@ -704,7 +704,9 @@ void worker_core::tick() {
         next_sys_update_ = now + std::chrono::seconds(settings().sys_interval);
     }
     if (index_ == 0 && now >= next_retained_sweep_) {
-        broker_.expire_retained(now);
+        std::vector<std::pair<std::string, std::uint64_t>> stored;
+        broker_.expire_retained(now, &stored);
+        for (auto& [topic, id] : stored) store_later(store_ops::remove_retained{std::move(topic), id});
         next_retained_sweep_ = now + std::chrono::seconds(5);
     }
 }

@@ -131,6 +131,33 @@ TEST_CASE("acknowledgements keep their order behind a pending commit and deliver
     CHECK(expect<publish>(*sub).payload == "fifth");
 }
 
+TEST_CASE("[MQTT-3.3.2-5] an expired retained message leaves the store too and only that message") {
+    manual_store st;
+    fake_broker b({}, 1, &st);
+    auto pub = b.connect(0);
+    open(*pub, transient("ret-pub"), st);
+    publish p = message("ret/t", "short-lived", 1, 7);
+    p.retain = true;
+    p.props.message_expiry_interval = 1;
+    pub->send(protocol_version::v5, p);
+    st.commit();
+    CHECK(expect<puback>(*pub).packet_id == 7);
+    REQUIRE(st.count<core::store_ops::put_retained>() == 1);
+    std::uint64_t stored_id = 0;
+    for (const auto& op : st.log)
+        if (const auto* r = std::get_if<core::store_ops::put_retained>(&op)) stored_id = r->message_id;
+
+    b.advance(std::chrono::seconds(6));  // past the expiry and the 5 s retained sweep
+    st.commit();
+    REQUIRE(st.count<core::store_ops::remove_retained>() == 1);
+    for (const auto& op : st.log) {
+        if (const auto* r = std::get_if<core::store_ops::remove_retained>(&op)) {
+            CHECK(r->topic == "ret/t");
+            CHECK(r->only_message_id == stored_id);  // never a newer message on that topic
+        }
+    }
+}
+
 TEST_CASE("nothing persistent to keep: no store write and no wait") {
     manual_store st;
     fake_broker b({}, 2, &st);

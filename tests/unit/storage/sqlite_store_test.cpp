@@ -272,6 +272,20 @@ TEST_CASE("a retained entry keeps its message until replaced or removed") {
     CHECK_FALSE(has_message(store, 2));
 }
 
+TEST_CASE("remove_retained of one message id leaves a newer retained message alone") {
+    temp_dir dir;
+    sqlite_store store(dir.file("edgemq.db"), core::durability::process);
+    REQUIRE(submit_wait(store, {put_msg(1), ops::put_retained{"t", 1}}));
+    REQUIRE(submit_wait(store, {put_msg(2), ops::put_retained{"t", 2}}));
+    REQUIRE(submit_wait(store, {ops::remove_retained{"t", 1}}));  // expired, but replaced meanwhile
+    auto state = store.load();
+    REQUIRE(state.retained.size() == 1);
+    CHECK(state.retained[0].second == 2);
+    REQUIRE(submit_wait(store, {ops::remove_retained{"t", 2}}));
+    CHECK(store.load().retained.empty());
+    CHECK(store.load().messages.empty());
+}
+
 TEST_CASE("a message referenced again in the same transaction is kept") {
     temp_dir dir;
     sqlite_store store(dir.file("edgemq.db"), core::durability::process);
