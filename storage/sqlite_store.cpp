@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -199,6 +200,11 @@ struct sqlite_store::impl {
     void apply(const ops::put_delivery& op);
     void apply(const ops::mark_sent& op);
     void apply(const ops::mark_released& op);
+    struct delivery_ref {
+        std::uint64_t message_id;
+        bool released;
+    };
+    std::optional<delivery_ref> find_delivery(std::uint64_t session_id, std::uint64_t row);
     void apply(const ops::remove_delivery& op);
     void apply(const ops::put_inbound& op);
     void apply(const ops::remove_inbound& op);
@@ -897,28 +903,28 @@ void sqlite_store::impl::apply(const ops::mark_sent& op) {
 }
 
 // A released delivery no longer needs its message: only the PUBREL is left to send.
-void sqlite_store::impl::apply(const ops::mark_released& op) {
+std::optional<sqlite_store::impl::delivery_ref> sqlite_store::impl::find_delivery(std::uint64_t session_id,
+                                                                                 std::uint64_t row) {
     auto& find = st_->find_delivery;
-    find.bind(1, op.session_id).bind(2, op.row);
-    const bool found = find.step();
-    const bool released = found && find.column_int64(1) != 0;
-    const std::uint64_t message_id = found ? find.column_u64(0) : 0;
+    find.bind(1, session_id).bind(2, row);
+    std::optional<delivery_ref> found;
+    if (find.step()) found = delivery_ref{find.column_u64(0), find.column_int64(1) != 0};
     find.reset();
-    if (!found || released) return;
+    return found;
+}
+
+void sqlite_store::impl::apply(const ops::mark_released& op) {
+    const auto found = find_delivery(op.session_id, op.row);
+    if (!found || found->released) return;
     st_->mark_released.bind(1, op.session_id).bind(2, op.row).run();
-    unref(message_id);
+    unref(found->message_id);
 }
 
 void sqlite_store::impl::apply(const ops::remove_delivery& op) {
-    auto& find = st_->find_delivery;
-    find.bind(1, op.session_id).bind(2, op.row);
-    const bool found = find.step();
-    const bool released = found && find.column_int64(1) != 0;
-    const std::uint64_t message_id = found ? find.column_u64(0) : 0;
-    find.reset();
+    const auto found = find_delivery(op.session_id, op.row);
     if (!found) return;
     st_->delete_delivery.bind(1, op.session_id).bind(2, op.row).run();
-    if (!released) unref(message_id);
+    if (!found->released) unref(found->message_id);
 }
 
 void sqlite_store::impl::apply(const ops::put_inbound& op) {
