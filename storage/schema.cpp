@@ -83,8 +83,15 @@ CREATE TABLE retained (
 ) STRICT, WITHOUT ROWID;
 )sql";
 
+// Version 2: the send sequence numbers in use per session, so that mark_sent can take
+// a number away from a row it was reserved for earlier (see sqlite_store::apply).
+constexpr const char* schema_v2 = R"sql(
+CREATE INDEX deliveries_sent ON deliveries (session_id, send_seq) WHERE send_seq != 0;
+)sql";
+
 constexpr migration edgemq_migrations[] = {
     {1, schema_v1},
+    {2, schema_v2},
 };
 
 }  // namespace

@@ -231,7 +231,7 @@ struct sqlite_store::impl {
         statement put_message, find_session, put_session, delete_session_deliveries, delete_session_subscriptions,
             delete_session_inbound, delete_session;
         statement put_subscription, remove_subscription;
-        statement insert_delivery, find_delivery, delete_delivery, mark_sent, mark_released;
+        statement insert_delivery, find_delivery, delete_delivery, unmark_sent, mark_sent, mark_released;
         statement put_inbound, remove_inbound;
         statement find_retained, delete_retained, insert_retained;
         statement delete_message, freelist_count, page_count;
@@ -447,6 +447,8 @@ void sqlite_store::impl::prepare() {
     // writer's time in a profile (allocating and zeroing its pages).
     s->find_delivery = p("SELECT message_id, released FROM deliveries WHERE session_id = ?1 AND row = ?2");
     s->delete_delivery = p("DELETE FROM deliveries WHERE session_id = ?1 AND row = ?2");
+    s->unmark_sent = p("UPDATE deliveries SET send_seq = 0 "
+                       "WHERE session_id = ?1 AND send_seq = ?3 AND send_seq != 0 AND row != ?2");
     s->mark_sent = p("UPDATE deliveries SET send_seq = ?3 WHERE session_id = ?1 AND row = ?2");
     s->mark_released = p("UPDATE deliveries SET released = 1 WHERE session_id = ?1 AND row = ?2");
     s->put_inbound = p("INSERT INTO inbound (session_id, packet_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING");
@@ -899,6 +901,12 @@ void sqlite_store::impl::apply(const ops::put_delivery& op) {
 }
 
 void sqlite_store::impl::apply(const ops::mark_sent& op) {
+    // A send sequence number (and so a packet id) belongs to one row of a session. The
+    // broker reserves numbers ahead of sending; when one goes to another row instead
+    // (the queue changed, or a new connection of the session numbered afresh), the row
+    // that had it was never sent with it and must lose it, or a restart could resend
+    // the wrong message under a packet id the client holds [MQTT-4.3.3-9].
+    if (op.send_seq != 0) st_->unmark_sent.bind(1, op.session_id).bind(2, op.row).bind(3, op.send_seq).run();
     st_->mark_sent.bind(1, op.session_id).bind(2, op.row).bind(3, op.send_seq).run();
 }
 

@@ -286,6 +286,20 @@ TEST_CASE("remove_retained of one message id leaves a newer retained message alo
     CHECK(store.load().messages.empty());
 }
 
+TEST_CASE("a send sequence number marked on a row is taken from the row of the session that had it") {
+    temp_dir dir;
+    sqlite_store store(dir.file("edgemq.db"), core::durability::process);
+    REQUIRE(submit_wait(store, {put_msg(1), ops::put_delivery{delivery(1, 1, 1, 2)}, ops::put_delivery{delivery(1, 2, 1, 2)},
+                                ops::put_delivery{delivery(2, 3, 1, 2)}}));
+    // Reserved for row 1, then given to row 2 instead; session 2's number 7 is its own.
+    REQUIRE(submit_wait(store, {ops::mark_sent{1, 1, 7}, ops::mark_sent{2, 3, 7}}));
+    REQUIRE(submit_wait(store, {ops::mark_sent{1, 2, 7}}));
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> seqs;  // (row, send_seq)
+    for (const auto& d : store.load().deliveries) seqs.emplace_back(d.row, d.send_seq);
+    std::sort(seqs.begin(), seqs.end());
+    CHECK(seqs == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 0}, {2, 7}, {3, 7}});
+}
+
 TEST_CASE("a message referenced again in the same transaction is kept") {
     temp_dir dir;
     sqlite_store store(dir.file("edgemq.db"), core::durability::process);
