@@ -9,6 +9,7 @@ using namespace edgemq;
 using namespace edgemq::protocol;
 using test::fake_broker;
 using test::fake_connection;
+using test::expect;
 using namespace std::chrono_literals;
 
 namespace {
@@ -23,14 +24,6 @@ connect make_connect(std::string id, protocol_version v = protocol_version::v5, 
     c.clean_start = clean;
     c.keep_alive = 60;
     return c;
-}
-
-template <class T>
-T expect(fake_connection& c) {
-    auto p = c.receive();
-    REQUIRE_MESSAGE(p.has_value(), "expected a packet, got none");
-    REQUIRE_MESSAGE(std::holds_alternative<T>(*p), "got ", to_string(type_of(*p)));
-    return std::get<T>(*p);
 }
 
 connack open(fake_connection& c, connect conn) {

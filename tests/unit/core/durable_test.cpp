@@ -11,6 +11,7 @@ using namespace edgemq::protocol;
 using test::fake_broker;
 using test::fake_connection;
 using test::manual_store;
+using test::expect;
 using namespace std::chrono_literals;
 
 namespace {
@@ -32,14 +33,6 @@ connect transient(std::string id, protocol_version v = protocol_version::v5) {
     c.clean_start = true;
     c.props.session_expiry_interval.reset();
     return c;
-}
-
-template <class T>
-T expect(fake_connection& c) {
-    auto p = c.receive();
-    REQUIRE_MESSAGE(p.has_value(), "expected a packet, got none");
-    REQUIRE_MESSAGE(std::holds_alternative<T>(*p), "got ", to_string(type_of(*p)));
-    return std::get<T>(*p);
 }
 
 void open(fake_connection& c, const connect& conn, manual_store& st) {
@@ -258,6 +251,16 @@ TEST_CASE("QoS 2 to a persistent subscriber goes out only once its packet id is 
         return std::holds_alternative<core::store_ops::mark_sent>(op);
     });
     CHECK(std::get<core::store_ops::mark_sent>(*sent).send_seq % 65535 + 1 == got.packet_id);
+
+    // [MQTT-4.3.3-9] The client forgets the id at PUBREL: PUBREL waits until "released"
+    // is stored, so that a crash never makes the broker send the PUBLISH again.
+    pubrec rec;
+    rec.packet_id = got.packet_id;
+    sub->send(protocol_version::v5, rec);
+    CHECK_FALSE(sub->receive());
+    CHECK(st.count<core::store_ops::mark_released>() == 1);
+    st.commit();
+    CHECK(expect<pubrel>(*sub).packet_id == got.packet_id);
 }
 
 TEST_CASE("restore: an offline session comes back with its subscriptions, queue and in-flight QoS 2") {

@@ -3,6 +3,8 @@
 // the test calls run(); time stands still until the test advances it.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <deque>
 #include <functional>
@@ -219,6 +221,15 @@ inline void fake_connection::migrate(unsigned worker, std::string replay) {
         protocol_ = std::make_unique<core::client_connection>(owner_.worker(worker), *this, "migrated");
         protocol_->on_input(replay);
     });
+}
+
+// The next packet the connection received, which must be a T.
+template <class T>
+T expect(fake_connection& c) {
+    auto p = c.receive();
+    REQUIRE_MESSAGE(p.has_value(), "expected a packet, got none");
+    REQUIRE_MESSAGE(std::holds_alternative<T>(*p), "got ", protocol::to_string(protocol::type_of(*p)));
+    return std::get<T>(*p);
 }
 
 }  // namespace edgemq::test
