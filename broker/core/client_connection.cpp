@@ -372,7 +372,7 @@ void client_connection::handle_pubrec(const protocol::pubrec& p) {
     const bool failed = protocol::is_failure(p.code);
     const outcome result = session_->outbound.on_pubrec(p.packet_id, failed, &row);
     if (row != 0 && failed) core_.store_later(store_ops::remove_delivery{stored_session_id(), row});
-    if (row != 0 && !failed && result == outcome::send_pubrel) {
+    if (row != 0 && !failed) {  // on_pubrec gives the row only as it moves to send_pubrel
         // The client forgets the packet id when PUBREL arrives and would take a PUBLISH
         // with it for a new message [MQTT-4.3.3-9]: after a crash the broker must resend
         // PUBREL, not PUBLISH, so PUBREL leaves only once "released" is stored.
@@ -383,7 +383,6 @@ void client_connection::handle_pubrec(const protocol::pubrec& p) {
         pump();
         return;
     }
-    if (row != 0 && !failed) core_.store_later(store_ops::mark_released{stored_session_id(), row});
     switch (result) {
         case outcome::send_pubrel:
             send_ack(packet_type::pubrel, p.packet_id, reason_code::success);
