@@ -218,11 +218,13 @@ TEST_CASE("edgemq config error: a value out of range names key and range") {
     if (edgemq_only()) return;
     check_config_error(R"({"receive_maximum": 0})", {"key 'receive_maximum'", "0 is out of range 1..65535"});
     check_config_error(R"({"receive_maximum": 65536})", {"key 'receive_maximum'", "out of range"});
+    check_config_error(R"({"commit_delay_ms": 1001})", {"key 'commit_delay_ms'", "1001 is out of range 0..1000"});
     check_config_error(R"({"max_packet_size": -1})", {"key 'max_packet_size'", "whole number"});
     check_config_error(R"({"maximum_qos": 3})", {"key 'maximum_qos'", "out of range 0..2"});
     check_config_error(R"({"connect_timeout": 0})", {"key 'connect_timeout'", "more than 0"});
     check_config_error(R"({"listeners": [{"type": "mqtt", "port": 70000}]})", {"key 'listeners[0].port'", "out of range"});
     check_config_error(R"({"queue_full_policy": "drop_random"})", {"key 'queue_full_policy'", "drop_oldest"});
+    check_config_error(R"({"durability": "fast"})", {"key 'durability'", R"(must be "none", "process" or "power")"});
     check_config_error(R"({"log_level": "loud"})", {"key 'log_level'", "one of error, warn, info"});
 }
 
