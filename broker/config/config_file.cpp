@@ -8,6 +8,7 @@
 
 #include "broker/protocol/validate.hpp"
 #include <sstream>
+#include <vector>
 
 namespace edgemq::config {
 
@@ -65,7 +66,7 @@ public:
         out = std::chrono::milliseconds(static_cast<long long>(s * 1000));
     }
 
-    void reject_unknown(std::initializer_list<std::string_view> known) const {
+    void reject_unknown(const std::vector<std::string_view>& known) const {
         for (auto it = object_.begin(); it != object_.end(); ++it) {
             bool ok = false;
             for (std::string_view k : known) ok = ok || it.key() == k;
@@ -82,19 +83,70 @@ private:
     std::string prefix_;
 };
 
-void read_listeners(const reader& top, const json& value, std::vector<core::listener_settings>& out) {
+const std::vector<std::string_view> limit_keys = {
+    "connect_timeout", "max_packet_size", "receive_maximum", "max_inflight", "max_subscriptions",
+    "max_queued_messages", "max_queued_bytes", "queue_full_policy", "max_publish_rate", "max_publish_bytes_rate"};
+
+void read_limits(const reader& r, core::connection_limits& l) {
+    r.seconds("connect_timeout", l.connect_timeout, 3600);
+    r.integer("max_packet_size", l.max_packet_size, 64, 268'435'455);
+    r.integer("receive_maximum", l.receive_maximum, 1, 65535);
+    r.integer("max_inflight", l.max_inflight, 1, 65535);
+    r.integer("max_subscriptions", l.max_subscriptions, 0, std::numeric_limits<std::uint32_t>::max());
+    r.integer("max_queued_messages", l.queue.max_messages, 0, std::numeric_limits<std::uint32_t>::max());
+    r.integer("max_queued_bytes", l.queue.max_bytes, 0, std::numeric_limits<std::int64_t>::max());
+    if (const json* v = r.find("queue_full_policy")) {
+        const std::string policy = v->is_string() ? v->get<std::string>() : std::string();
+        if (policy == "drop_oldest") l.queue.when_full = session::queue_full_policy::drop_oldest;
+        else if (policy == "drop_newest") l.queue.when_full = session::queue_full_policy::drop_newest;
+        else r.fail("queue_full_policy", "must be \"drop_oldest\" or \"drop_newest\"");
+    }
+    r.integer("max_publish_rate", l.max_publish_rate, 0, std::numeric_limits<std::uint32_t>::max());
+    r.integer("max_publish_bytes_rate", l.max_publish_bytes_rate, 0, std::numeric_limits<std::int64_t>::max());
+}
+
+void read_listeners(const reader& top, const json& value, const core::connection_limits& defaults,
+                    std::vector<core::listener_settings>& out) {
     if (!value.is_array() || value.empty()) top.fail("listeners", "must be a non-empty array of listener objects");
     out.clear();
     for (std::size_t i = 0; i < value.size(); ++i) {
         const std::string prefix = "listeners[" + std::to_string(i) + "].";
         if (!value[i].is_object()) top.fail("listeners[" + std::to_string(i) + "]", "must be an object");
         reader r(top.source(), value[i], prefix);
-        r.reject_unknown({"type", "bind", "port"});
+        std::vector<std::string_view> known = {"type", "bind", "port", "path", "cert_file", "key_file", "ca_file",
+                                               "require_certificate", "use_identity_as_username", "max_connections"};
+        known.insert(known.end(), limit_keys.begin(), limit_keys.end());
+        r.reject_unknown(known);
         core::listener_settings ls;
+        ls.limits = defaults;
         r.text("type", ls.type);
-        if (ls.type != "mqtt") r.fail("type", "'" + ls.type + "' is not supported (supported: mqtt)");
+        if (ls.type != "mqtt" && ls.type != "mqtts" && ls.type != "ws" && ls.type != "wss")
+            r.fail("type", "'" + ls.type + "' is not one of mqtt, mqtts, ws, wss");
+        ls.port = ls.type == "mqtt" ? 1883 : ls.type == "mqtts" ? 8883 : ls.type == "ws" ? 8080 : 8443;
         r.text("bind", ls.bind);
         r.integer("port", ls.port, 0, 65535);
+        r.text("path", ls.path);
+        if (ls.path.empty() || ls.path.front() != '/') r.fail("path", "must start with '/'");
+        r.text("cert_file", ls.cert_file);
+        r.text("key_file", ls.key_file);
+        r.text("ca_file", ls.ca_file);
+        r.boolean("require_certificate", ls.require_certificate);
+        if (const json* v = r.find("use_identity_as_username")) {
+            const std::string field = v->is_string() ? v->get<std::string>() : v->is_boolean() && v->get<bool>() ? "cn" : "";
+            if (!parse_certificate_identity(field.empty() && v->is_boolean() ? "none" : field, ls.identity_as_username))
+                r.fail("use_identity_as_username", "must be \"cn\", \"subject\", \"san\", true (= \"cn\") or false");
+        }
+        r.integer("max_connections", ls.max_connections, 0, std::numeric_limits<std::uint32_t>::max());
+        read_limits(r, ls.limits);
+        if (ls.tls()) {
+            if (ls.cert_file.empty()) r.fail("cert_file", "a " + ls.type + " listener needs a certificate (PEM file)");
+            if (ls.key_file.empty()) r.fail("key_file", "a " + ls.type + " listener needs the certificate's private key (PEM file)");
+            if ((ls.require_certificate || ls.identity_as_username != core::certificate_identity::none) && ls.ca_file.empty())
+                r.fail("ca_file", "client certificates are checked against this CA file: it is required here");
+        } else {
+            for (const char* key : {"cert_file", "key_file", "ca_file", "require_certificate", "use_identity_as_username"})
+                if (r.find(key)) r.fail(key, "only mqtts and wss listeners use TLS");
+        }
         out.push_back(ls);
     }
 }
@@ -105,6 +157,15 @@ bool parse_durability(std::string_view text, core::durability& out) noexcept {
     if (text == "none") out = core::durability::none;
     else if (text == "process") out = core::durability::process;
     else if (text == "power") out = core::durability::power;
+    else return false;
+    return true;
+}
+
+bool parse_certificate_identity(std::string_view text, core::certificate_identity& out) noexcept {
+    if (text == "none") out = core::certificate_identity::none;
+    else if (text == "cn") out = core::certificate_identity::common_name;
+    else if (text == "subject") out = core::certificate_identity::subject;
+    else if (text == "san") out = core::certificate_identity::subject_alt_name;
     else return false;
     return true;
 }
@@ -131,14 +192,28 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
     if (!doc.is_object()) throw config_error(source + ": must hold a JSON object { ... }");
 
     reader r(source, doc);
-    r.reject_unknown({"listeners", "workers", "log_level", "data_dir", "connect_timeout", "max_keep_alive",
-                      "max_packet_size", "receive_maximum", "topic_alias_maximum", "send_topic_aliases",
-                      "max_session_expiry", "retain_available", "maximum_qos", "max_queued_messages",
-                      "max_queued_bytes", "queue_full_policy", "queue_qos0_offline", "max_output_buffer",
-                      "publisher_backpressure", "sys_interval", "response_information", "durability",
-                      "commit_delay_ms"});
+    std::vector<std::string_view> known = {
+        "listeners", "workers", "log_level", "data_dir", "max_keep_alive", "topic_alias_maximum",
+        "send_topic_aliases", "max_session_expiry", "retain_available", "maximum_qos", "queue_qos0_offline",
+        "max_output_buffer", "publisher_backpressure", "sys_interval", "response_information", "durability",
+        "commit_delay_ms", "password_file", "acl_file", "allow_anonymous"};
+    known.insert(known.end(), limit_keys.begin(), limit_keys.end());
+    r.reject_unknown(known);
     core::broker_settings& b = settings.broker;
-    if (const json* listeners = r.find("listeners")) read_listeners(r, *listeners, b.listeners);
+    // Top-level limits are every listener's defaults (a listener may set its own).
+    read_limits(r, settings.default_limits);
+    if (const json* listeners = r.find("listeners")) {
+        read_listeners(r, *listeners, settings.default_limits, b.listeners);
+    } else {
+        for (auto& ls : b.listeners) ls.limits = settings.default_limits;
+    }
+    r.text("password_file", b.auth.password_file);
+    r.text("acl_file", b.auth.acl_file);
+    if (r.find("allow_anonymous")) {
+        bool allow = false;
+        r.boolean("allow_anonymous", allow);
+        b.auth.allow_anonymous = allow;
+    }
     r.integer("workers", b.workers, 0, 1024);
     if (const json* v = r.find("log_level")) {
         if (!v->is_string() || !log::parse_level(v->get<std::string>(), settings.log_level))
@@ -151,23 +226,12 @@ void load_text(std::string_view text, const std::string& source, app_settings& s
             r.fail("durability", "must be \"none\", \"process\" or \"power\"");
     }
     r.integer("commit_delay_ms", b.commit_delay_ms, 0, 1000);
-    r.seconds("connect_timeout", b.connect_timeout, 3600);
     r.integer("max_keep_alive", b.max_keep_alive, 0, 65535);
-    r.integer("max_packet_size", b.max_packet_size, 64, 268'435'455);
-    r.integer("receive_maximum", b.receive_maximum, 1, 65535);
     r.integer("topic_alias_maximum", b.topic_alias_maximum, 0, 65535);
     r.boolean("send_topic_aliases", b.send_topic_aliases);
     r.integer("max_session_expiry", b.max_session_expiry, 0, 0xFFFF'FFFF);
     r.boolean("retain_available", b.retain_available);
     r.integer("maximum_qos", b.maximum_qos, 0, 2);
-    r.integer("max_queued_messages", b.queue.max_messages, 0, std::numeric_limits<std::uint32_t>::max());
-    r.integer("max_queued_bytes", b.queue.max_bytes, 0, std::numeric_limits<std::int64_t>::max());
-    if (const json* v = r.find("queue_full_policy")) {
-        const std::string policy = v->is_string() ? v->get<std::string>() : std::string();
-        if (policy == "drop_oldest") b.queue.when_full = session::queue_full_policy::drop_oldest;
-        else if (policy == "drop_newest") b.queue.when_full = session::queue_full_policy::drop_newest;
-        else r.fail("queue_full_policy", "must be \"drop_oldest\" or \"drop_newest\"");
-    }
     r.boolean("queue_qos0_offline", b.queue_qos0_offline);
     r.boolean("publisher_backpressure", b.publisher_backpressure);
     r.integer("sys_interval", b.sys_interval, 0, 86'400);

@@ -14,6 +14,8 @@ namespace edgemq::config {
 
 struct app_settings {
     core::broker_settings broker;
+    // The top-level limits: listeners made from the command line get these.
+    core::connection_limits default_limits;
     log::level log_level = log::level::info;
 };
 
@@ -25,6 +27,8 @@ public:
 // "none", "process", "power".
 bool parse_durability(std::string_view text, core::durability& out) noexcept;
 std::string_view to_string(core::durability mode) noexcept;
+// "none", "cn", "subject", "san".
+bool parse_certificate_identity(std::string_view text, core::certificate_identity& out) noexcept;
 
 // Reads `path` into `settings`. Throws config_error.
 void load_file(const std::string& path, app_settings& settings);

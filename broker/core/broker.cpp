@@ -1,5 +1,7 @@
 #include "broker/core/broker.hpp"
 
+#include "broker/core/worker_core.hpp"
+
 #include <chrono>
 #include <random>
 
@@ -15,6 +17,13 @@ broker::broker(broker_settings settings) : settings_(std::move(settings)) {
 
 void broker::add_worker(worker_core& core, worker_executor& executor) {
     workers_.push_back(worker_slot{&core, &executor});
+}
+
+void broker::set_authorizer(std::shared_ptr<const authorizer> a) {
+    for (auto& w : workers_) {
+        worker_core* core = w.core;
+        w.executor->post([core, a] { core->set_authorizer(a); });
+    }
 }
 
 unsigned broker::claim_home(std::string_view client_id, unsigned candidate) {

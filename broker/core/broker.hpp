@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/core/authorizer.hpp"
 #include "broker/core/settings.hpp"
 #include "broker/core/store.hpp"
 #include "broker/session/message.hpp"
@@ -135,6 +136,9 @@ public:
     // --- durable state -------------------------------------------------------------
     // The store, or nullptr for durability "none". Set before the workers start.
     void set_store(store* s) noexcept { store_ = s; }
+    // Hands `a` to every worker (each switches on its own thread, re-checking its
+    // sessions' subscriptions). At start-up, before the workers run, and on SIGHUP.
+    void set_authorizer(std::shared_ptr<const authorizer> a);
     store* durable_store() const noexcept { return store_; }
     // Ids for stored rows, above every id the store already holds (seed_ids()).
     void seed_ids(const stored_state& state) noexcept;

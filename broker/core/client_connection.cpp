@@ -49,9 +49,13 @@ namespace {
 std::atomic<std::uint64_t> g_streams{0};
 }
 
-client_connection::client_connection(worker_core& core, connection_io& io, std::string peer)
-    : core_(core), io_(io), peer_(std::move(peer)), stream_id_(g_streams.fetch_add(1, std::memory_order_relaxed) + 1) {
-    opened_at_ = last_packet_at_ = core_.now();
+client_connection::client_connection(worker_core& core, connection_io& io, std::string peer,
+                                     const listener_settings& listener)
+    : core_(core), io_(io), peer_(std::move(peer)), listener_(listener), limits_(listener.limits),
+      stream_id_(g_streams.fetch_add(1, std::memory_order_relaxed) + 1) {
+    opened_at_ = last_packet_at_ = rate_refilled_ = core_.now();
+    rate_messages_ = static_cast<double>(limits_.max_publish_rate);
+    rate_bytes_ = static_cast<double>(limits_.max_publish_bytes_rate);
 }
 
 client_connection::~client_connection() {
@@ -87,14 +91,14 @@ void client_connection::on_input(std::string_view bytes) {
             fail(reason_code::malformed_packet, "[MQTT-1.5.5-1] remaining length longer than 4 bytes");
             break;
         }
-        if (phase_ == phase::awaiting_connect) {
-            if (header.packet_size() > std::min(cfg.max_connect_packet_size, cfg.max_packet_size)) {
+        if (phase_ == phase::awaiting_connect || phase_ == phase::authenticating) {
+            if (header.packet_size() > std::min(cfg.max_connect_packet_size, limits_.max_packet_size)) {
                 log::debug("closing ", peer_, ": CONNECT of ", header.packet_size(), " bytes is too large");
                 phase_ = phase::closed;
                 io_.close();
                 break;
             }
-        } else if (header.packet_size() > cfg.max_packet_size) {
+        } else if (header.packet_size() > limits_.max_packet_size) {
             fail(reason_code::packet_too_large, "[MQTT-3.2.2-15] packet exceeds the Maximum Packet Size");
             break;
         }
@@ -119,6 +123,19 @@ void client_connection::on_input(std::string_view bytes) {
 
 bool client_connection::handle_packet(const protocol::fixed_header& header, std::string_view body,
                                       std::string_view rest) {
+    if (phase_ == phase::authenticating) {
+        // Between CONNECT and CONNACK only AUTH may come [MQTT-4.12.0-?].
+        if (header.type != packet_type::auth) {
+            refuse_connect(version_, reason_code::protocol_error, "only AUTH may follow a CONNECT being authenticated");
+            return false;
+        }
+        auto decoded = protocol::decode(version_, header, body);
+        if (!decoded) {
+            refuse_connect(version_, decoded.err().code, decoded.err().what);
+            return false;
+        }
+        return continue_exchange(std::get<protocol::auth>(decoded.value()), rest);
+    }
     if (phase_ == phase::awaiting_connect) {
         if (header.type != packet_type::connect) {
             // [MQTT-3.1.0-1]: the first packet must be CONNECT; no CONNACK for anything else.
@@ -184,11 +201,6 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
     const broker_settings& cfg = core_.settings();
     request_problem_information_ = !v5 || c.props.request_problem_information.value_or(1) != 0;
 
-    if (v5 && c.props.authentication_method) {
-        refuse_connect(version_, reason_code::bad_authentication_method,
-                       "enhanced authentication is not supported");
-        return false;
-    }
     std::string client_id = c.client_id;
     bool assigned_id = false;
     if (client_id.empty()) {
@@ -225,8 +237,156 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         expiry_changed = v5;
     }
 
+    pending_connect pending{std::move(c), std::move(client_id), assigned_id, expiry, expiry_changed};
+    identity_.client_id = pending.client_id;
+    if (v5 && pending.c.props.authentication_method) return begin_exchange(std::move(pending), rest);
+    if (!authenticate(pending.c)) return false;
+    return accept_connect(pending, rest, {});
+}
+
+bool client_connection::authenticate(protocol::connect& c) {
+    if (listener_.identity_as_username != certificate_identity::none) {
+        // The certificate speaks for the client; a password file is not consulted
+        // (as Mosquitto's use_identity_as_username).
+        if (!certificate_identity_) {
+            refuse_connect(version_, reason_code::not_authorized,
+                           "this listener takes the user name from a client certificate, and none was verified");
+            return false;
+        }
+        identity_.username = certificate_identity_;
+        return true;
+    }
+    if (const authorizer* auth = core_.access()) {
+        switch (auth->authenticate(c.username, c.password, identity_.client_id)) {
+            case auth_decision::allow: break;
+            case auth_decision::bad_credentials:
+                refuse_connect(version_, reason_code::bad_user_name_or_password,
+                               "bad user name or password");
+                return false;
+            case auth_decision::not_authorized:
+                refuse_connect(version_, reason_code::not_authorized,
+                               c.username ? "not authorized" : "anonymous access is not allowed");
+                return false;
+        }
+    }
+    identity_.username = c.username;
+    return true;
+}
+
+bool client_connection::begin_exchange(pending_connect pending, std::string_view rest) {
+    const std::string& method = *pending.c.props.authentication_method;
+    const authorizer* auth = core_.access();
+    std::unique_ptr<auth_exchange> exchange = auth ? auth->begin_exchange(method) : nullptr;
+    if (!exchange) {
+        refuse_connect(version_, reason_code::bad_authentication_method,
+                       "[MQTT-4.12.0-1] this Authentication Method is not supported");
+        return false;
+    }
+    // Once AUTH has gone out the connection can no longer move to the worker where the
+    // session lives, so settle that first (moving replays the CONNECT there).
+    const unsigned home = core_.shared().claim_home(pending.client_id, core_.index());
+    if (home != core_.index()) {
+        phase_ = phase::migrated;
+        io_.migrate(home, std::string(rest));
+        return false;
+    }
+    exchange_ = std::move(exchange);
+    pending_ = std::make_unique<pending_connect>(std::move(pending));
+    return exchange_step(exchange_->on_data(pending_->c.props.authentication_data.value_or(std::string())), rest);
+}
+
+bool client_connection::continue_exchange(const protocol::auth& a, std::string_view rest) {
+    const std::string& method = phase_ == phase::authenticating ? *pending_->c.props.authentication_method : auth_method_;
+    if (a.props.authentication_method != method) {
+        // [MQTT-4.12.0-5] the method must stay the one of the CONNECT.
+        if (phase_ == phase::authenticating) {
+            refuse_connect(version_, reason_code::protocol_error, "[MQTT-4.12.0-5] AUTH with another Authentication Method");
+        } else {
+            fail(reason_code::protocol_error, "[MQTT-4.12.0-5] AUTH with another Authentication Method");
+        }
+        return false;
+    }
+    const bool expected = phase_ == phase::authenticating ? a.code == reason_code::continue_authentication
+                                                          : (a.code == reason_code::re_authenticate && !exchange_) ||
+                                                                (a.code == reason_code::continue_authentication && exchange_);
+    if (!expected) {
+        if (phase_ == phase::authenticating) {
+            refuse_connect(version_, reason_code::protocol_error, "[MQTT-4.12.0-?] unexpected AUTH reason code");
+        } else {
+            fail(reason_code::protocol_error, "[MQTT-4.12.1-?] unexpected AUTH reason code");
+        }
+        return false;
+    }
+    if (!exchange_) {  // re-authentication [MQTT-4.12.1]
+        const authorizer* auth = core_.access();
+        exchange_ = auth ? auth->begin_exchange(method) : nullptr;
+        if (!exchange_) {
+            fail(reason_code::bad_authentication_method, "this Authentication Method is no longer supported");
+            return false;
+        }
+    }
+    return exchange_step(exchange_->on_data(a.props.authentication_data.value_or(std::string())), rest);
+}
+
+bool client_connection::exchange_step(auth_exchange::step step, std::string_view rest) {
+    using outcome = auth_exchange::step::outcome;
+    const bool connecting = phase_ != phase::connected;
+    if (step.result == outcome::continue_auth) {
+        phase_ = connecting ? phase::authenticating : phase_;
+        protocol::auth challenge;
+        challenge.code = reason_code::continue_authentication;
+        challenge.props.authentication_method = connecting ? *pending_->c.props.authentication_method : auth_method_;
+        if (!step.data.empty()) challenge.props.authentication_data = std::move(step.data);
+        send(challenge);
+        return !closed();
+    }
+    exchange_.reset();
+    if (step.result == outcome::failure) {
+        if (connecting) {
+            refuse_connect(version_, reason_code::not_authorized, "authentication failed");
+        } else {
+            fail(reason_code::not_authorized, "re-authentication failed");
+        }
+        return false;
+    }
+    if (!connecting) {
+        protocol::auth done;  // [MQTT-4.12.1-?] AUTH Success ends a re-authentication
+        done.props.authentication_method = auth_method_;
+        if (!step.data.empty()) done.props.authentication_data = std::move(step.data);
+        send(done);
+        return !closed();
+    }
+    std::unique_ptr<pending_connect> pending = std::move(pending_);
+    identity_.username = step.username ? std::move(step.username) : pending->c.username;
+    auth_method_ = *pending->c.props.authentication_method;
+    protocol::properties extra;
+    extra.authentication_method = auth_method_;
+    if (!step.data.empty()) extra.authentication_data = std::move(step.data);
+    phase_ = phase::awaiting_connect;
+    return accept_connect(*pending, rest, std::move(extra));
+}
+
+bool client_connection::accept_connect(pending_connect& pending, std::string_view rest, protocol::properties extra) {
+    protocol::connect& c = pending.c;
+    const std::string& client_id = pending.client_id;
+    const std::uint32_t expiry = pending.expiry;
+    const bool v5 = version_ == protocol_version::v5;
+    const broker_settings& cfg = core_.settings();
+    if (c.will) {
+        if (const authorizer* auth = core_.access(); auth && !auth->may_publish(identity_, c.will->topic)) {
+            // Checked here so that the client learns it now, not when the Will would be due.
+            refuse_connect(version_, reason_code::not_authorized, "not authorized to publish the Will topic");
+            return false;
+        }
+    }
     const auto opened = core_.open_session(*this, c, client_id, expiry);
     if (opened.migrate_to) {
+        if (!auth_method_.empty()) {
+            // Someone else claimed the id during our AUTH exchange (the home was claimed
+            // before it): the conversation cannot be replayed elsewhere.
+            refuse_connect(version_, reason_code::server_busy, "the session moved during authentication; retry");
+            return false;
+        }
         phase_ = phase::migrated;
         io_.migrate(*opened.migrate_to, std::string(rest));
         return false;
@@ -242,7 +402,7 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         keep_alive_ = cfg.max_keep_alive;  // [MQTT-3.2.2-21]
         keep_alive_changed = true;
     }
-    client_receive_maximum_ = c.props.receive_maximum.value_or(65535);
+    client_receive_maximum_ = std::min<std::uint16_t>(c.props.receive_maximum.value_or(65535), limits_.max_inflight);
     client_maximum_packet_size_ = c.props.maximum_packet_size.value_or(protocol_max_packet_size);
     inbound_aliases_.reset(v5 ? cfg.topic_alias_maximum : 0);
     outbound_aliases_.reset(v5 && cfg.send_topic_aliases ? c.props.topic_alias_maximum.value_or(0) : 0);
@@ -250,14 +410,16 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
     protocol::connack ack;
     ack.session_present = opened.session_present;  // [MQTT-3.2.2-2..3]
     if (v5) {
-        if (cfg.receive_maximum != 65535) ack.props.receive_maximum = cfg.receive_maximum;
+        ack.props.authentication_method = std::move(extra.authentication_method);
+        ack.props.authentication_data = std::move(extra.authentication_data);
+        if (limits_.receive_maximum != 65535) ack.props.receive_maximum = limits_.receive_maximum;
         if (cfg.topic_alias_maximum != 0) ack.props.topic_alias_maximum = cfg.topic_alias_maximum;
-        if (cfg.max_packet_size < protocol_max_packet_size) ack.props.maximum_packet_size = cfg.max_packet_size;
-        if (assigned_id) ack.props.assigned_client_identifier = client_id;
+        if (limits_.max_packet_size < protocol_max_packet_size) ack.props.maximum_packet_size = limits_.max_packet_size;
+        if (pending.assigned_id) ack.props.assigned_client_identifier = client_id;
         if (keep_alive_changed) ack.props.server_keep_alive = keep_alive_;
         if (!cfg.retain_available) ack.props.retain_available = 0;
         if (cfg.maximum_qos < 2) ack.props.maximum_qos = cfg.maximum_qos;
-        if (expiry_changed) ack.props.session_expiry_interval = expiry;
+        if (pending.expiry_changed) ack.props.session_expiry_interval = expiry;
         if (c.props.request_response_information.value_or(0) == 1 && !cfg.response_information.empty()) {
             std::string info = cfg.response_information;
             for (std::size_t at = info.find("%c"); at != std::string::npos; at = info.find("%c", at + client_id.size()))
@@ -287,6 +449,11 @@ void client_connection::refuse_connect(protocol_version version, reason_code cod
     io_.output_ready();
     log::info("connection refused: ", peer_, ": ", protocol::to_string(code), ": ", why);
     phase_ = phase::closed;
+    if (pending_) {
+        // The claim on the client id taken for the AUTH exchange goes with it.
+        core_.abandon_home(pending_->client_id);
+        pending_.reset();
+    }
     io_.close();
 }
 
@@ -318,7 +485,7 @@ void client_connection::handle_publish(protocol::publish& p) {
     }
 
     const bool duplicate_qos2 = p.qos == 2 && s.inbound_qos2.count(p.packet_id) != 0;
-    if (v5 && p.qos > 0 && !duplicate_qos2 && inbound_qos_in_flight() >= cfg.receive_maximum)
+    if (v5 && p.qos > 0 && !duplicate_qos2 && inbound_qos_in_flight() >= limits_.receive_maximum)
         return fail(reason_code::receive_maximum_exceeded, "[MQTT-3.3.4-9] Receive Maximum exceeded");
 
     // [MQTT-3.3.2-?] A receiver MAY check the Payload Format Indicator.
@@ -338,6 +505,17 @@ void client_connection::handle_publish(protocol::publish& p) {
     if (duplicate_qos2) {
         // Already routed; acknowledge again, deliver no second copy [MQTT-4.3.3-10].
         return send_ack(packet_type::pubrec, p.packet_id, reason_code::success);
+    }
+    if (!within_rate(p.payload.size())) return;
+    if (const authorizer* auth = core_.access(); auth && !auth->may_publish(identity_, p.topic)) {
+        // v5 says so in the acknowledgement; 3.1.1 has no way to, and acknowledges as
+        // usual [MQTT-3.3.5-2]. Either way nothing is routed, retained or stored.
+        log::debug("denied PUBLISH of ", s.client_id, " to ", p.topic);
+        core_.counters().publish_denied.fetch_add(1, std::memory_order_relaxed);
+        if (p.qos > 0)
+            send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
+                     v5 ? reason_code::not_authorized : reason_code::success);
+        return;
     }
 
     auto msg = std::make_shared<session::message>();
@@ -449,9 +627,12 @@ void client_connection::handle_disconnect(const protocol::disconnect& p) {
                                           : protocol::to_string(p.code));
 }
 
-void client_connection::handle_auth(const protocol::auth&) {
-    // No Authentication Method was agreed in CONNECT [MQTT-4.12.0-?].
-    fail(reason_code::protocol_error, "AUTH without an Authentication Method in CONNECT");
+void client_connection::handle_auth(const protocol::auth& a) {
+    if (auth_method_.empty()) {
+        // No Authentication Method was agreed in CONNECT [MQTT-4.12.0-?].
+        return fail(reason_code::protocol_error, "AUTH without an Authentication Method in CONNECT");
+    }
+    continue_exchange(a, {});
 }
 
 void client_connection::fail(reason_code code, const char* why) {
@@ -490,6 +671,7 @@ void client_connection::finish(worker_core::detach_reason why, std::string_view 
 
 void client_connection::on_transport_closed(std::string_view why) {
     if (closed()) return;
+    if (phase_ == phase::authenticating && pending_) core_.abandon_home(pending_->client_id);
     if (phase_ == phase::connected) {
         finish(worker_core::detach_reason::with_will, why);  // [MQTT-3.1.2-8]: the Will is due
     } else {
@@ -500,8 +682,8 @@ void client_connection::on_transport_closed(std::string_view why) {
 void client_connection::tick() {
     if (closed()) return;
     const session::time_point now = core_.now();
-    if (phase_ == phase::awaiting_connect) {
-        if (now - opened_at_ >= core_.settings().connect_timeout) {
+    if (phase_ == phase::awaiting_connect || phase_ == phase::authenticating) {
+        if (now - opened_at_ >= limits_.connect_timeout) {
             log::debug("closing ", peer_, ": no CONNECT within the connect timeout");
             phase_ = phase::closed;
             io_.close();
@@ -702,6 +884,13 @@ void client_connection::reserve_send_sequence(std::uint64_t first_seq) {
 bool client_connection::send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup,
                                      std::uint64_t /*send_seq*/) {
     const session::message& m = *d.msg;
+    if (const authorizer* auth = core_.access(); auth && auth->restricts_reads() && !auth->may_receive(identity_, m.topic)) {
+        // Checked on the way out too, so that a message queued before an ACL reload, or
+        // for a session restored before its user was known, never reaches a client that
+        // may not read it. Dropped as if sent.
+        log::debug("not delivering ", m.topic, " to ", client_id(), ": the ACL does not let it read that topic");
+        return false;
+    }
     protocol::publish_header h;
     h.topic = m.topic;
     h.qos = d.qos;
@@ -741,6 +930,29 @@ bool client_connection::send_publish(const session::delivery& d, std::uint16_t p
     output_.append_payload(d.msg);
     core_.counters().messages_sent.fetch_add(1, std::memory_order_relaxed);
     return true;
+}
+
+bool client_connection::within_rate(std::size_t payload_bytes) {
+    if (limits_.max_publish_rate == 0 && limits_.max_publish_bytes_rate == 0) return true;
+    // Token buckets refilled continuously; each holds at most one second's worth, so a
+    // client may burst that much and then keep to the rate.
+    const session::time_point now = core_.now();
+    const double elapsed = std::chrono::duration<double>(now - rate_refilled_).count();
+    rate_refilled_ = now;
+    if (limits_.max_publish_rate != 0) {
+        const double cap = static_cast<double>(limits_.max_publish_rate);
+        rate_messages_ = std::min(cap, rate_messages_ + elapsed * cap) - 1;
+    }
+    if (limits_.max_publish_bytes_rate != 0) {
+        const double cap = static_cast<double>(limits_.max_publish_bytes_rate);
+        rate_bytes_ = std::min(cap, rate_bytes_ + elapsed * cap) - static_cast<double>(payload_bytes);
+    }
+    if (rate_messages_ >= 0 && rate_bytes_ >= 0) return true;
+    core_.counters().rate_limited.fetch_add(1, std::memory_order_relaxed);
+    fail(reason_code::message_rate_too_high,
+         rate_messages_ < 0 ? "publish rate above the listener's max_publish_rate"
+                            : "publish bytes above the listener's max_publish_bytes_rate");
+    return false;
 }
 
 void client_connection::add_reason(protocol::properties& props, const char* why) const {

@@ -13,7 +13,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include "broker/core/authorizer.hpp"
 #include "broker/core/output_queue.hpp"
+#include "broker/core/settings.hpp"
 #include "broker/core/worker_core.hpp"
 #include "broker/protocol/codec.hpp"
 #include "broker/protocol/packets.hpp"
@@ -37,10 +39,16 @@ public:
 
 class client_connection {
 public:
-    client_connection(worker_core& core, connection_io& io, std::string peer);
+    // `listener` (the one the socket came in on) must outlive the connection: its
+    // limits apply, and it says whether a certificate identity is the user name.
+    client_connection(worker_core& core, connection_io& io, std::string peer, const listener_settings& listener);
     ~client_connection();
     client_connection(const client_connection&) = delete;
     client_connection& operator=(const client_connection&) = delete;
+
+    // The verified client certificate's identity (TLS listeners), before any input.
+    void set_certificate_identity(std::optional<std::string> identity) { certificate_identity_ = std::move(identity); }
+    const std::optional<std::string>& certificate_identity() const noexcept { return certificate_identity_; }
 
     // Bytes read from the socket. Every complete packet is handled; a partial one is
     // kept until the rest arrives.
@@ -68,6 +76,8 @@ public:
     bool closed() const noexcept { return phase_ == phase::closed || phase_ == phase::migrated; }
     const std::string& peer() const noexcept { return peer_; }
     std::string_view client_id() const noexcept;
+    const client_identity& identity() const noexcept { return identity_; }
+    const listener_settings& listener() const noexcept { return listener_; }
 
     // Used by worker_core when delivering: sends what the session has queued.
     void pump();
@@ -83,7 +93,17 @@ public:
     void send(const protocol::packet& p);
 
 private:
-    enum class phase : std::uint8_t { awaiting_connect, connected, closed, migrated };
+    // authenticating: a v5 CONNECT waits for the AUTH exchange to finish [MQTT-4.12].
+    enum class phase : std::uint8_t { awaiting_connect, authenticating, connected, closed, migrated };
+
+    // A CONNECT accepted so far, waiting for authentication to finish.
+    struct pending_connect {
+        protocol::connect c;
+        std::string client_id;
+        bool assigned_id = false;
+        std::uint32_t expiry = 0;
+        bool expiry_changed = false;
+    };
 
     bool handle_packet(const protocol::fixed_header& header, std::string_view body, std::string_view rest);
     bool handle_connect(const protocol::fixed_header& header, std::string_view body, std::string_view rest);
@@ -98,6 +118,16 @@ private:
     void handle_auth(const protocol::auth& p);
 
     void refuse_connect(protocol::protocol_version version, protocol::reason_code code, const char* why);
+    // Who the client is, from its certificate, password or AUTH exchange; false when
+    // the CONNECT was refused.
+    bool authenticate(protocol::connect& c);
+    bool begin_exchange(pending_connect pending, std::string_view rest);
+    bool continue_exchange(const protocol::auth& a, std::string_view rest);
+    bool exchange_step(auth_exchange::step step, std::string_view rest);
+    // Opens the session and sends CONNACK (with `extra` Authentication properties).
+    bool accept_connect(pending_connect& pending, std::string_view rest, protocol::properties extra);
+    // The publish rate limit: false (and the client disconnected) when exceeded.
+    bool within_rate(std::size_t payload_bytes);
     // Protocol violation or resource limit: DISCONNECT with `code` (v5), close, Will due.
     void fail(protocol::reason_code code, const char* why);
     void fail(const protocol::error& err) { fail(err.code, err.what); }
@@ -124,6 +154,17 @@ private:
     worker_core& core_;
     connection_io& io_;
     std::string peer_;
+    const listener_settings& listener_;
+    const connection_limits& limits_;
+    std::optional<std::string> certificate_identity_;
+    client_identity identity_;
+    std::unique_ptr<auth_exchange> exchange_;  // during an AUTH exchange
+    std::unique_ptr<pending_connect> pending_;  // while authenticating
+    std::string auth_method_;                  // of the CONNECT, for re-authentication
+    // Token buckets of the publish rate limit: what may still be sent this second.
+    double rate_messages_ = 0;
+    double rate_bytes_ = 0;
+    session::time_point rate_refilled_{};
     phase phase_ = phase::awaiting_connect;
     bool slow_down_ = false;
     std::uint64_t stream_id_;

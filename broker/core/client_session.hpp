@@ -51,6 +51,10 @@ struct client_session {
     std::unordered_set<std::uint16_t> inbound_qos2;
 
     client_connection* connection = nullptr;  // while online
+    // Who the session belongs to, as the ACLs see it: set when a client connects (not
+    // known for a session restored from the store until its client comes back).
+    std::optional<std::string> username;
+    bool identity_known = false;
     // When its connection last took something: a write completed or an ack freed a slot.
     session::time_point last_progress{};
 };

@@ -82,7 +82,6 @@ client_session& worker_core::create_session(const std::string& client_id) {
     client_session& s = *owned;
     s.client_id = client_id;
     s.key = new_key();
-    s.outbound.set_limits(settings().queue);
     sessions_.emplace(s.key, std::move(owned));
     by_client_id_[s.client_id] = &s;
     broker_.counters().sessions_current.fetch_add(1, std::memory_order_relaxed);
@@ -129,6 +128,11 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     }
     if (!s) s = &create_session(client_id);
     s->connection = &conn;
+    s->outbound.set_limits(conn.listener().limits.queue);
+    s->username = conn.identity().username;
+    s->identity_known = true;
+    // The user may have changed (or the rules, while the session was offline).
+    if (present) recheck_subscriptions(*s);
     s->status.online.store(true, std::memory_order_relaxed);
     s->version = c.version;
     s->expiry_interval = expiry_interval;
@@ -188,6 +192,13 @@ void worker_core::publish_will(client_session& s) {
     protocol::encode_forwarded_properties(will.props, msg->forwarded_properties);
     if (will.props.message_expiry_interval)
         msg->expires_at = now() + std::chrono::seconds(*will.props.message_expiry_interval);
+    // Checked again when due: the rules may have changed since CONNECT (SIGHUP).
+    if (authorizer_ && s.identity_known && !authorizer_->may_publish(client_identity{s.client_id, s.username}, msg->topic)) {
+        log::info("Will of ", s.client_id, " to ", msg->topic, " dropped: the ACL no longer allows it");
+        counters_.publish_denied.fetch_add(1, std::memory_order_relaxed);
+        persist_session(s);
+        return;
+    }
     log::debug("publishing will of ", s.client_id, " to ", msg->topic);
     publish(std::move(msg));
     persist_session(s);  // the stored Will is gone
@@ -579,6 +590,13 @@ void worker_core::deliver_batch(std::vector<routed_delivery>&& batch) {
 
 void worker_core::deliver(client_session& s, delivery d) {
     if (!s.connection && d.qos == 0 && !settings().queue_qos0_offline) return;
+    if (authorizer_ && authorizer_->restricts_reads() && s.identity_known &&
+        !authorizer_->may_receive(client_identity{s.client_id, s.username}, d.msg->topic)) {
+        // Never queued: the subscription's filter was allowed, this topic inside it is
+        // not (a deny rule, or a filter wider than what the user may read).
+        counters_.delivery_denied.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     const std::uint64_t dropped_before = s.outbound.counters().dropped_queue_full;
     s.outbound.enqueue(std::move(d));
     drain_dropped_rows(s);
@@ -590,7 +608,7 @@ void worker_core::deliver(client_session& s, delivery d) {
         if ((total & (total - 1)) == 0 || total % 10000 == 0) {
             log::warn("queue of ", s.client_id, " is full (", s.outbound.pending(), " messages, ",
                       s.outbound.pending_bytes(), " bytes): ", total, " messages dropped (",
-                      settings().queue.when_full == session::queue_full_policy::drop_oldest ? "oldest"
+                      s.outbound.limits().when_full == session::queue_full_policy::drop_oldest ? "oldest"
                                                                                            : "newest",
                       " first)");
         }
@@ -626,6 +644,19 @@ void worker_core::subscribe(client_session& s, const protocol::subscribe& packet
     for (const protocol::subscription_request& entry : packet.entries) {
         if (!protocol::validate_topic_filter(entry.filter)) {
             codes.push_back(v5 ? reason_code::topic_filter_invalid : reason_code::unspecified_error);
+            continue;
+        }
+        if (authorizer_ && s.connection) {
+            const auto shared = protocol::split_shared(entry.filter);
+            if (!authorizer_->may_subscribe(s.connection->identity(), shared ? shared->filter : entry.filter)) {
+                log::info("subscription of ", s.client_id, " to ", entry.filter, " denied by the ACL");
+                codes.push_back(v5 ? reason_code::not_authorized : reason_code::unspecified_error);
+                continue;
+            }
+        }
+        if (const std::uint32_t max = s.connection ? s.connection->listener().limits.max_subscriptions : 0;
+            max != 0 && s.subscriptions.size() >= max && !s.subscriptions.contains(entry.filter)) {
+            codes.push_back(v5 ? reason_code::quota_exceeded : reason_code::unspecified_error);
             continue;
         }
         protocol::subscription_options options = entry.options;
@@ -674,6 +705,34 @@ std::vector<reason_code> worker_core::unsubscribe(client_session& s, const proto
         codes.push_back(existed ? reason_code::success : reason_code::no_subscription_existed);
     }
     return codes;
+}
+
+void worker_core::set_authorizer(std::shared_ptr<const authorizer> a) {
+    authorizer_ = std::move(a);
+    for (auto& entry : sessions_)
+        if (entry.second->identity_known) recheck_subscriptions(*entry.second);
+}
+
+void worker_core::recheck_subscriptions(client_session& s) {
+    if (!authorizer_) return;
+    const client_identity who{s.client_id, s.username};
+    const subscriber handle{s.key, &s.status};
+    for (auto it = s.subscriptions.begin(); it != s.subscriptions.end();) {
+        const auto shared = protocol::split_shared(it->first);
+        if (authorizer_->may_subscribe(who, shared ? shared->filter : std::string_view(it->first))) {
+            ++it;
+            continue;
+        }
+        log::info("subscription of ", s.client_id, " to ", it->first, " removed: the ACL no longer allows it");
+        broker_.unsubscribe(it->first, handle);
+        if (const std::uint64_t id = s.status.store_id.load(std::memory_order_relaxed))
+            store_later(store_ops::remove_subscription{id, it->first});
+        it = s.subscriptions.erase(it);
+    }
+}
+
+void worker_core::abandon_home(const std::string& client_id) {
+    if (!find_session(client_id)) broker_.release_home(client_id, index_);
 }
 
 void worker_core::schedule_timer(time_point when, std::uint64_t key) { timers_.push(timer{when, key}); }

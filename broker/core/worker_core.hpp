@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/core/authorizer.hpp"
 #include "broker/core/broker.hpp"
 #include "broker/core/client_session.hpp"
 #include "broker/core/publish_encoder.hpp"
@@ -53,6 +54,9 @@ struct worker_counters {
     std::atomic<std::uint64_t> messages_received{0};
     std::atomic<std::uint64_t> messages_sent{0};
     std::atomic<std::uint64_t> messages_dropped{0};  // queue full, expired, too large
+    std::atomic<std::uint64_t> publish_denied{0};    // PUBLISHes the ACL refused
+    std::atomic<std::uint64_t> delivery_denied{0};   // messages a subscriber may not read
+    std::atomic<std::uint64_t> rate_limited{0};      // clients disconnected for their rate
 };
 
 class worker_core {
@@ -70,7 +74,17 @@ public:
     session::time_point now() const { return clock_(); }
     void set_clock(std::function<session::time_point()> clock) { clock_ = std::move(clock); }
 
+    // Who may do what; nullptr: everyone everything (no password or ACL file).
+    const authorizer* access() const noexcept { return authorizer_.get(); }
+    // On this worker's thread: a new authorizer (start-up or SIGHUP). Subscriptions
+    // the new rules no longer allow are removed (and from the store).
+    void set_authorizer(std::shared_ptr<const authorizer> a);
+
     // --- called by this worker's connections ----------------------------------------
+
+    // A claim on `client_id` taken for an AUTH exchange that then failed: released
+    // unless a session of that id lives here.
+    void abandon_home(const std::string& client_id);
 
     struct open_result {
         client_session* session = nullptr;
@@ -181,6 +195,9 @@ public:
     worker_counters& counters() noexcept { return counters_; }
 
 private:
+    std::shared_ptr<const authorizer> authorizer_;
+    // Removes the session's subscriptions its user may no longer have.
+    void recheck_subscriptions(client_session& s);
     std::uint64_t new_key() noexcept { return (std::uint64_t{index_} << 48) | ++last_serial_; }
     client_session& create_session(const std::string& client_id);
     // Removes the session's subscriptions and forgets it. The client id stays claimed

@@ -59,6 +59,7 @@ public:
     explicit outbound_flow(queue_limits limits = {}) : limits_(limits) {}
 
     void set_limits(const queue_limits& limits) noexcept { limits_ = limits; }
+    const queue_limits& limits() const noexcept { return limits_; }
 
     // Appends to the pending queue under the limits. Returns false when `d` itself was
     // dropped (drop_newest, or larger than the byte limit on its own).

@@ -72,7 +72,8 @@ public:
             cores_.back()->set_clock([this] { return now_; });
             broker_.add_worker(*cores_.back(), *executors_.back());
         }
-        connection_ = std::make_unique<core::client_connection>(*cores_[0], io(), "inproc:1");
+        connection_ = std::make_unique<core::client_connection>(*cores_[0], io(), "inproc:1",
+                                                                broker_.settings().listeners.front());
     }
 
     ~inproc_transport() override {
@@ -143,7 +144,8 @@ private:
         executors_[worker]->post([this, worker, replay = std::move(replay)] {
             moving_ = false;
             retired_.push_back(std::move(connection_));
-            connection_ = std::make_unique<core::client_connection>(*cores_[worker], io(), "inproc:1");
+            connection_ = std::make_unique<core::client_connection>(*cores_[worker], io(), "inproc:1",
+                                                                    broker_.settings().listeners.front());
             connection_->on_input(replay);
             if (!held_.empty()) {
                 std::string more;

@@ -267,7 +267,8 @@ private:
 
 peer::peer(world& w, unsigned worker, std::string name)
     : world_(w), worker_(worker), name_(std::move(name)),
-      conn_(std::make_unique<core::client_connection>(w.worker(worker), *this, name_)) {}
+      conn_(std::make_unique<core::client_connection>(w.worker(worker), *this, name_,
+                                                      w.settings().listeners.front())) {}
 
 void peer::input(std::string_view bytes) {
     if (dropped_) return;
@@ -350,7 +351,8 @@ void peer::migrate(unsigned worker, std::string replay) {
         migrating_ = false;
         worker_ = worker;
         parked_.push_back(std::move(conn_));
-        conn_ = std::make_unique<core::client_connection>(world_.worker(worker), *this, name_ + "/migrated");
+        conn_ = std::make_unique<core::client_connection>(world_.worker(worker), *this, name_ + "/migrated",
+                                                          world_.settings().listeners.front());
         if (dropped_) {
             conn_->on_transport_closed("fuzz: socket dropped while moving");
             return;
@@ -649,20 +651,21 @@ private:
 
 core::broker_settings settings_for(std::uint8_t flags) {
     core::broker_settings s;
-    s.listeners.clear();
+    // One listener: its limits apply to every connection of the fuzzed world.
+    core::connection_limits& limits = s.listeners.front().limits;
     if (flags & 0x08) {
-        s.max_packet_size = 256;
-        s.receive_maximum = 2;
+        limits.max_packet_size = 256;
+        limits.receive_maximum = 2;
         s.topic_alias_maximum = 2;
         s.max_keep_alive = 5;
         s.max_session_expiry = 30;
         s.max_output_buffer = 4096;
     }
     if (flags & 0x10) {
-        s.queue.max_messages = 3;
-        s.queue.max_bytes = 200;
+        limits.queue.max_messages = 3;
+        limits.queue.max_bytes = 200;
         if (flags & 0x20) {
-            s.queue.when_full = session::queue_full_policy::drop_newest;
+            limits.queue.when_full = session::queue_full_policy::drop_newest;
             s.queue_qos0_offline = false;
         }
     }

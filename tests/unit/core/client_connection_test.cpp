@@ -264,7 +264,7 @@ TEST_CASE("MQTT-4.3.3 inbound QoS 2: a resent PUBLISH is acknowledged but delive
 
 TEST_CASE("MQTT-3.3.4-9 a client exceeding our Receive Maximum gets DISCONNECT 0x93") {
     core::broker_settings s;
-    s.receive_maximum = 2;
+    s.listeners.front().limits.receive_maximum = 2;
     fake_broker b(s);
     auto c = b.connect();
     open(*c, make_connect("greedy"));
@@ -446,7 +446,7 @@ TEST_CASE("session expiry removes the session and its subscriptions") {
 
 TEST_CASE("CONNECT timeout closes a socket that never sends CONNECT") {
     core::broker_settings s;
-    s.connect_timeout = 2s;
+    s.listeners.front().limits.connect_timeout = 2s;
     fake_broker b(s);
     auto c = b.connect();
     b.advance(1s);
@@ -497,7 +497,7 @@ TEST_CASE("MQTT-1.5.5-1 a remaining length of five bytes is malformed") {
 
 TEST_CASE("MQTT-3.2.2-15 a packet above our Maximum Packet Size gets DISCONNECT 0x95") {
     core::broker_settings s;
-    s.max_packet_size = 128;
+    s.listeners.front().limits.max_packet_size = 128;
     fake_broker b(s);
     auto c = b.connect();
     CHECK(open(*c, make_connect("big")).props.maximum_packet_size == 128);

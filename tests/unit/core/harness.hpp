@@ -164,7 +164,8 @@ private:
 
 inline fake_connection::fake_connection(fake_broker& owner, unsigned worker, std::string peer)
     : owner_(owner), worker_(worker),
-      protocol_(std::make_unique<core::client_connection>(owner.worker(worker), *this, std::move(peer))) {
+      protocol_(std::make_unique<core::client_connection>(owner.worker(worker), *this, std::move(peer),
+                                                          owner.shared().settings().listeners.front())) {
     owner_.live_.push_back(this);
 }
 
@@ -218,7 +219,8 @@ inline void fake_connection::migrate(unsigned worker, std::string replay) {
     owner_.executor(worker).post([this, worker, replay = std::move(replay)] {
         worker_ = worker;
         parked_.push_back(std::move(protocol_));
-        protocol_ = std::make_unique<core::client_connection>(owner_.worker(worker), *this, "migrated");
+        protocol_ = std::make_unique<core::client_connection>(owner_.worker(worker), *this, "migrated",
+                                                              owner_.shared().settings().listeners.front());
         protocol_->on_input(replay);
     });
 }
