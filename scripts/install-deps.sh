@@ -4,9 +4,9 @@
 #   scripts/install-deps.sh --test   also what the test suite needs (clients, fuzzing)
 set -euo pipefail
 
-build_packages=(g++ cmake make pkg-config ccache libboost-dev nlohmann-json3-dev libsqlite3-dev)
+build_packages=(g++ cmake make pkg-config ccache libboost-dev nlohmann-json3-dev libsqlite3-dev libmbedtls-dev libssl-dev)
 test_packages=(doctest-dev libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
-               clang libclang-rt-14-dev python3 sqlite3)
+               clang libclang-rt-14-dev python3 sqlite3 openssl chromium)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -5,6 +5,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace edgemq::app {
 
@@ -18,7 +20,25 @@ struct command_line {
     std::optional<std::string> durability;
     std::optional<unsigned> workers;
     std::optional<std::string> log_level;
+    std::vector<std::string> listen;   // --listen URL, in order
+    std::optional<std::string> cert_file;
+    std::optional<std::string> key_file;
+    std::optional<std::string> ca_file;
+    bool require_certificate = false;
+    std::optional<std::string> password_file;
+    std::optional<std::string> acl_file;
+    std::optional<bool> allow_anonymous;
 };
+
+// A --listen URL: mqtt://HOST:PORT, mqtts://HOST:PORT, ws://HOST:PORT/PATH,
+// wss://HOST:PORT/PATH (HOST may be [IPv6]; PATH defaults to /mqtt). Throws usage_error.
+struct listen_url {
+    std::string type;
+    std::string host;
+    std::uint16_t port = 0;
+    std::string path;
+};
+listen_url parse_listen_url(std::string_view url);
 
 class usage_error : public std::runtime_error {
 public:

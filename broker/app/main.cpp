@@ -5,8 +5,12 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "broker/app/command_line.hpp"
+#include "broker/app/access.hpp"
+#include "broker/auth/passwd_command.hpp"
 #include "broker/app/data_dir.hpp"
 #include "broker/app/version.hpp"
 #include "broker/config/config_file.hpp"
@@ -17,9 +21,50 @@
 
 using namespace edgemq;
 
+namespace {
+
+// The listeners of --listen / --port, which replace the configuration file's.
+std::vector<core::listener_settings> command_line_listeners(const app::command_line& cl,
+                                                            const config::app_settings& settings) {
+    std::vector<core::listener_settings> out;
+    if (cl.port) {
+        core::listener_settings plain;
+        plain.limits = settings.default_limits;
+        if (!settings.broker.listeners.empty()) plain.bind = settings.broker.listeners.front().bind;
+        if (cl.bind) plain.bind = *cl.bind;
+        plain.port = *cl.port;
+        out.push_back(plain);
+    }
+    for (const std::string& url : cl.listen) {
+        const app::listen_url u = app::parse_listen_url(url);
+        core::listener_settings ls;
+        ls.limits = settings.default_limits;
+        ls.type = u.type;
+        ls.bind = u.host;
+        ls.port = u.port;
+        if (!u.path.empty()) ls.path = u.path;
+        if (ls.tls()) {
+            if (!cl.cert_file || !cl.key_file)
+                throw app::usage_error("option --listen " + url + ": TLS needs --cert FILE and --key FILE");
+            ls.cert_file = *cl.cert_file;
+            ls.key_file = *cl.key_file;
+            if (cl.ca_file) ls.ca_file = *cl.ca_file;
+            ls.require_certificate = cl.require_certificate;
+            if (cl.require_certificate && !cl.ca_file)
+                throw app::usage_error("option --require-cert: needs --cafile FILE to check client certificates against");
+        }
+        out.push_back(ls);
+    }
+    return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     // A client that vanishes mid-write must not kill the broker.
     std::signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && std::string_view(argv[1]) == "passwd")
+        return auth::run_passwd_command(argc - 1, argv + 1, std::cin, std::cout, std::cerr);
     try {
         const app::command_line cl = app::parse_command_line(argc, argv);
         if (cl.help) {
@@ -32,13 +77,14 @@ int main(int argc, char** argv) {
         }
         config::app_settings settings;
         if (cl.config_file) config::load_file(*cl.config_file, settings);
-        if (cl.port || cl.bind) {
-            core::listener_settings plain;
-            if (!settings.broker.listeners.empty()) plain.bind = settings.broker.listeners.front().bind;
-            if (cl.bind) plain.bind = *cl.bind;
-            plain.port = cl.port.value_or(1883);
-            settings.broker.listeners = {plain};
+        if (cl.bind && !cl.port && cl.listen.empty()) {
+            // --bind alone moves the default listener.
+            for (auto& ls : settings.broker.listeners) ls.bind = *cl.bind;
         }
+        if (cl.port || !cl.listen.empty()) settings.broker.listeners = command_line_listeners(cl, settings);
+        if (cl.password_file) settings.broker.auth.password_file = *cl.password_file;
+        if (cl.acl_file) settings.broker.auth.acl_file = *cl.acl_file;
+        if (cl.allow_anonymous) settings.broker.auth.allow_anonymous = *cl.allow_anonymous;
         if (cl.data_dir) settings.broker.data_dir = *cl.data_dir;
         if (cl.durability && !config::parse_durability(*cl.durability, settings.broker.durability_mode))
             throw app::usage_error("option --durability: '" + *cl.durability + "' is not one of none, process, power");
@@ -67,7 +113,21 @@ int main(int argc, char** argv) {
             log::info("durability none: state is kept in memory only");
         }
 
+        // Password and ACL files: read now (an error stops the start, naming file and
+        // line), and again on SIGHUP (an error then keeps the previous rules).
+        const core::auth_settings auth_files = settings.broker.auth;
+        std::shared_ptr<const core::authorizer> access = app::load_authorizer(auth_files);
+        log::info(app::describe_access(auth_files));
+
         net::server server(settings.broker, app::version);
+        server.shared().set_authorizer(access);
+        server.set_reload_handler([&server, auth_files] {
+            try {
+                server.shared().set_authorizer(app::load_authorizer(auth_files));
+            } catch (const std::exception& e) {
+                log::error("reload: keeping the previous password and ACL rules: ", e.what());
+            }
+        });
         if (store) {
             const auto restored = core::restore_state(server.shared(), store->load());
             server.shared().set_store(store.get());

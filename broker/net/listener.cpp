@@ -11,9 +11,10 @@ namespace edgemq::net {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-listener::listener(worker& home, std::vector<worker*> workers, const core::listener_settings& settings)
-    : home_(home), workers_(std::move(workers)), type_(settings.type), acceptor_(home.context()),
+listener::listener(worker& home, std::vector<worker*> workers, listener_slot& slot)
+    : home_(home), workers_(std::move(workers)), slot_(slot), type_(slot.settings.type), acceptor_(home.context()),
       retry_timer_(home.context()) {
+    const core::listener_settings& settings = slot.settings;
     const std::string where = settings.bind + ":" + std::to_string(settings.port);
     error_code ec;
     const auto address = asio::ip::make_address(settings.bind, ec);
@@ -60,7 +61,20 @@ void listener::accept_next() {
             });
             return;
         }
-        asio::post(target.context(), [&target, s = std::move(socket)]() mutable { target.adopt(std::move(s), {}); });
+        const std::uint32_t max = slot_.settings.max_connections;
+        if (max != 0 && slot_.open.load(std::memory_order_relaxed) >= max) {
+            // Closed at once: better than a client hanging in a backlog it cannot leave.
+            if ((refused_++ & 1023) == 0)
+                log::warn(type_, " listener on port ", slot_.settings.port, ": max_connections (", max,
+                          ") reached, refusing connections (", refused_, " so far)");
+            error_code close_ec;
+            socket.close(close_ec);
+        } else {
+            slot_.open.fetch_add(1, std::memory_order_relaxed);
+            asio::post(target.context(), [&target, &slot = slot_, s = std::move(socket)]() mutable {
+                target.adopt(std::move(s), slot);
+            });
+        }
         accept_next();
     });
 }

@@ -6,6 +6,7 @@
 
 #include "broker/core/log.hpp"
 #include "broker/net/listener.hpp"
+#include "broker/net/tls_context.hpp"
 #include "broker/net/worker.hpp"
 
 namespace edgemq::net {
@@ -14,8 +15,24 @@ namespace asio = boost::asio;
 
 struct server::signal_waiter {
     asio::io_context context{1};
-    asio::signal_set signals{context, SIGINT, SIGTERM};
+    asio::signal_set signals{context, SIGINT, SIGTERM, SIGHUP};
 };
+
+namespace {
+
+std::shared_ptr<const tls_context> make_tls(const core::listener_settings& ls) {
+    tls_settings t;
+    t.role = tls_role::server;
+    t.cert_file = ls.cert_file;
+    t.key_file = ls.key_file;
+    t.ca_file = ls.ca_file;
+    t.client_certificates = ls.require_certificate ? client_certificates::required
+                            : ls.ca_file.empty()   ? client_certificates::none
+                                                   : client_certificates::optional;
+    return tls_context::create(t);
+}
+
+}  // namespace
 
 server::server(core::broker_settings settings, const char* version) : broker_(std::move(settings)) {
     broker_.set_version(version);
@@ -34,11 +51,24 @@ void server::start() {
     std::vector<worker*> all;
     for (auto& w : workers_) all.push_back(w.get());
     for (const core::listener_settings& ls : broker_.settings().listeners) {
-        auto l = std::make_unique<listener>(*workers_.front(), all, ls);
+        auto slot = std::make_unique<listener_slot>(ls);
+        if (ls.tls()) {
+            try {
+                slot->set_tls(make_tls(ls));
+            } catch (const std::exception& e) {
+                throw std::runtime_error(ls.type + " listener on port " + std::to_string(ls.port) + ": " + e.what());
+            }
+        }
+        auto l = std::make_unique<listener>(*workers_.front(), all, *slot);
         const auto endpoint = l->local_endpoint();
         const std::string address = endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]"
                                                                 : endpoint.address().to_string();
-        log::info("listening ", ls.type, " ", address, ":", endpoint.port());
+        if (ls.websocket()) {
+            log::info("listening ", ls.type, " ", address, ":", endpoint.port(), " path ", ls.path);
+        } else {
+            log::info("listening ", ls.type, " ", address, ":", endpoint.port());
+        }
+        slots_.push_back(std::move(slot));
         listeners_.push_back(std::move(l));
     }
     for (auto& l : listeners_) l->start();
@@ -49,11 +79,33 @@ void server::start() {
 
 void server::run_until_signal() {
     if (!signals_) return;
-    signals_->signals.async_wait([](const boost::system::error_code& ec, int signo) {
-        if (!ec) log::info("received ", signo == SIGINT ? "SIGINT" : "SIGTERM", ", shutting down");
-    });
+    std::function<void(const boost::system::error_code&, int)> on_signal;
+    on_signal = [this, &on_signal](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        if (signo == SIGHUP) {
+            log::info("received SIGHUP, reloading certificates, password and ACL files");
+            reload_tls();
+            if (on_reload_) on_reload_();
+            signals_->signals.async_wait(on_signal);
+            return;
+        }
+        log::info("received ", signo == SIGINT ? "SIGINT" : "SIGTERM", ", shutting down");
+    };
+    signals_->signals.async_wait(on_signal);
     signals_->context.run();
     stop();
+}
+
+void server::reload_tls() {
+    for (auto& slot : slots_) {
+        if (!slot->settings.tls()) continue;
+        try {
+            slot->set_tls(make_tls(slot->settings));
+        } catch (const std::exception& e) {
+            log::error(slot->settings.type, " listener on port ", slot->settings.port,
+                       ": keeping the previous certificates: ", e.what());
+        }
+    }
 }
 
 void server::stop() {

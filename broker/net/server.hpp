@@ -1,6 +1,7 @@
 // The running broker: the shared core state, the workers and the listeners.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@ namespace edgemq::net {
 
 class worker;
 class listener;
+struct listener_slot;
 
 class server {
 public:
@@ -24,8 +26,13 @@ public:
     // logs "listening <type> <address>:<port>" for each, and starts the worker threads.
     // SIGINT and SIGTERM are caught from here on.
     void start();
-    // Blocks until SIGINT or SIGTERM, then shuts down gracefully.
+    // Blocks until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP meanwhile
+    // reloads the TLS certificates and calls `on_reload` (password and ACL files).
     void run_until_signal();
+    void set_reload_handler(std::function<void()> on_reload) { on_reload_ = std::move(on_reload); }
+    // Reads every TLS listener's certificate, key and CA files again; a listener whose
+    // files are broken keeps its previous ones (and the error is logged).
+    void reload_tls();
     // Stops accepting, disconnects every client and joins the workers.
     void stop();
 
@@ -37,6 +44,9 @@ private:
     struct signal_waiter;
     std::unique_ptr<signal_waiter> signals_;
     core::broker broker_;
+    std::function<void()> on_reload_;
+    // Before the workers: connections (destroyed with their worker) point at their slot.
+    std::vector<std::unique_ptr<listener_slot>> slots_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::vector<std::unique_ptr<listener>> listeners_;
     bool started_ = false;

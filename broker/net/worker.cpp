@@ -3,7 +3,9 @@
 #include <boost/asio/post.hpp>
 
 #include "broker/core/log.hpp"
-#include "broker/net/tcp_connection.hpp"
+#include "broker/net/connection.hpp"
+#include "broker/net/handoff.hpp"
+#include "broker/net/listener.hpp"
 
 namespace edgemq::net {
 
@@ -52,7 +54,7 @@ void worker::begin_shutdown(std::chrono::milliseconds grace) {
         shutdown_deadline_ = std::chrono::steady_clock::now() + grace;
         core_.shutdown();
         // Connections still waiting for CONNECT have no session; close them too.
-        std::vector<std::shared_ptr<tcp_connection>> open;
+        std::vector<std::shared_ptr<connection>> open;
         for (auto& entry : connections_) open.push_back(entry.second);
         for (auto& c : open) c->shut_down();
         core_.flush();
@@ -60,35 +62,46 @@ void worker::begin_shutdown(std::chrono::milliseconds grace) {
     });
 }
 
-void worker::adopt(asio::ip::tcp::socket socket, std::string replay) {
+void worker::adopt(asio::ip::tcp::socket socket, listener_slot& slot) {
     boost::system::error_code ec;
     const auto remote = socket.remote_endpoint(ec);
-    if (ec) return;  // already gone
+    if (ec) {  // already gone
+        slot.open.fetch_sub(1, std::memory_order_relaxed);
+        return;
+    }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
     socket.non_blocking(true, ec);
     std::string peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-    auto connection = std::make_shared<tcp_connection>(*this, std::move(socket), std::move(peer));
-    connections_.emplace(connection.get(), connection);
-    connection_count_.store(connections_.size(), std::memory_order_relaxed);
-    if (shutting_down_) {
-        connection->shut_down();
-        return;
-    }
-    connection->start(std::move(replay));
+    auto tls = slot.settings.tls() ? slot.tls() : nullptr;
+    start_connection(std::make_shared<connection>(*this, std::move(socket), std::move(peer), slot, std::move(tls)));
 }
 
-void worker::forget(tcp_connection* connection) {
+void worker::adopt(connection_handoff&& handoff) {
+    start_connection(std::make_shared<connection>(*this, std::move(handoff)));
+}
+
+void worker::start_connection(std::shared_ptr<connection> c) {
+    connections_.emplace(c.get(), c);
+    connection_count_.store(connections_.size(), std::memory_order_relaxed);
+    if (shutting_down_) {
+        c->shut_down();
+        return;
+    }
+    c->start();
+}
+
+void worker::forget(connection* c) {
     // Deferred: the caller may be iterating connections_ or running inside the connection.
-    asio::post(context_, [this, connection] {
-        connections_.erase(connection);
+    asio::post(context_, [this, c] {
+        connections_.erase(c);
         connection_count_.store(connections_.size(), std::memory_order_relaxed);
     });
 }
 
-void worker::mark_dirty(const std::shared_ptr<tcp_connection>& connection) {
-    if (connection->dirty) return;
-    connection->dirty = true;
-    dirty_.push_back(connection);
+void worker::mark_dirty(const std::shared_ptr<connection>& c) {
+    if (c->dirty) return;
+    c->dirty = true;
+    dirty_.push_back(c);
     if (!flush_posted_) {
         flush_posted_ = true;
         asio::post(context_, [this] { flush_dirty(); });
@@ -97,7 +110,7 @@ void worker::mark_dirty(const std::shared_ptr<tcp_connection>& connection) {
 
 void worker::flush_dirty() {
     flush_posted_ = false;
-    std::vector<std::shared_ptr<tcp_connection>> batch;
+    std::vector<std::shared_ptr<connection>> batch;
     batch.swap(dirty_);
     for (auto& c : batch) {
         c->dirty = false;
@@ -109,9 +122,9 @@ void worker::flush_dirty() {
     }
 }
 
-void worker::defer_read(std::shared_ptr<tcp_connection> connection, std::chrono::microseconds delay) {
+void worker::defer_read(std::shared_ptr<connection> c, std::chrono::microseconds delay) {
     const auto due = std::chrono::steady_clock::now() + delay;
-    deferred_reads_.push_back(deferred_read{due, std::move(connection)});
+    deferred_reads_.push_back(deferred_read{due, std::move(c)});
     if (deferred_reads_.size() == 1 || due < defer_timer_.expiry()) {
         defer_timer_.expires_at(due);
         defer_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -123,11 +136,11 @@ void worker::defer_read(std::shared_ptr<tcp_connection> connection, std::chrono:
 void worker::retry_deferred_reads() {
     const bool congested = core_.downstream_congested() && !shutting_down_;
     const auto now = std::chrono::steady_clock::now();
-    std::vector<std::shared_ptr<tcp_connection>> ready;
+    std::vector<std::shared_ptr<connection>> ready;
     auto next_due = std::chrono::steady_clock::time_point::max();
     for (std::size_t i = 0; i < deferred_reads_.size();) {
         if (!congested && deferred_reads_[i].due <= now) {
-            ready.push_back(std::move(deferred_reads_[i].connection));
+            ready.push_back(std::move(deferred_reads_[i].conn));
             deferred_reads_[i] = std::move(deferred_reads_.back());
             deferred_reads_.pop_back();
         } else {
@@ -154,7 +167,7 @@ void worker::schedule_tick() {
 
 void worker::on_tick() {
     const auto now = std::chrono::steady_clock::now();
-    std::vector<std::shared_ptr<tcp_connection>> open;
+    std::vector<std::shared_ptr<connection>> open;
     open.reserve(connections_.size());
     for (auto& entry : connections_) open.push_back(entry.second);
     for (auto& c : open) c->tick(now);

@@ -1,7 +1,7 @@
 // A worker: one thread running one io_context, owning its connections and its share of
 // the sessions (core::worker_core). Connections never leave their worker except when a
 // CONNECT names a session that lives elsewhere; then the socket moves, once, before any
-// byte is written (see tcp_connection::migrate).
+// byte is written (see connection::migrate).
 #pragma once
 
 #include <atomic>
@@ -21,8 +21,10 @@
 
 namespace edgemq::net {
 
-class tcp_connection;
+class connection;
 class server;
+struct listener_slot;
+struct connection_handoff;
 
 class worker final : public core::worker_executor {
 public:
@@ -45,13 +47,16 @@ public:
     std::size_t connection_count() const noexcept { return connection_count_.load(std::memory_order_relaxed); }
 
     // On this worker's thread:
-    void adopt(boost::asio::ip::tcp::socket socket, std::string replay);
-    void forget(tcp_connection* connection);
+    // A socket accepted on `slot`'s listener (counted in slot.open already).
+    void adopt(boost::asio::ip::tcp::socket socket, listener_slot& slot);
+    // A connection moved here from another worker.
+    void adopt(connection_handoff&& handoff);
+    void forget(connection* connection);
     // Parks a connection whose input must wait: for `delay`, and in any case until the
     // workers it routes to have caught up (core::worker_core::downstream_congested).
-    void defer_read(std::shared_ptr<tcp_connection> connection, std::chrono::microseconds delay);
-    // Asks for tcp_connection::flush() after the current handler, once per connection.
-    void mark_dirty(const std::shared_ptr<tcp_connection>& connection);
+    void defer_read(std::shared_ptr<connection> connection, std::chrono::microseconds delay);
+    // Asks for connection::flush() after the current handler, once per connection.
+    void mark_dirty(const std::shared_ptr<connection>& connection);
     // Scratch space for reads: shared by all of this worker's connections, so an idle
     // connection owns no read buffer.
     std::span<char> read_buffer() noexcept { return {read_buffer_.get(), read_buffer_size}; }
@@ -59,6 +64,7 @@ public:
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
 private:
+    void start_connection(std::shared_ptr<connection> c);
     void schedule_tick();
     void retry_deferred_reads();
     void on_tick();
@@ -74,12 +80,12 @@ private:
     boost::asio::steady_timer tick_timer_;
     std::thread thread_;
     std::unique_ptr<char[]> read_buffer_;
-    std::unordered_map<tcp_connection*, std::shared_ptr<tcp_connection>> connections_;
+    std::unordered_map<connection*, std::shared_ptr<connection>> connections_;
     std::atomic<std::size_t> connection_count_{0};
-    std::vector<std::shared_ptr<tcp_connection>> dirty_;
+    std::vector<std::shared_ptr<connection>> dirty_;
     struct deferred_read {
         std::chrono::steady_clock::time_point due;
-        std::shared_ptr<tcp_connection> connection;
+        std::shared_ptr<net::connection> conn;
     };
     std::vector<deferred_read> deferred_reads_;
     boost::asio::steady_timer defer_timer_;

@@ -174,6 +174,31 @@ session_seeds = {
     "v311_routed": first(4) + feed(v311_pub1, v311_pub2_retain, v311_pubrel) + ACK + SUB_RECONNECT + ACK,
 }
 
+# WebSocket client frames (masked), after a first byte that picks the chunk size.
+def ws_frame(op, payload, fin=True, mask=b"\x12\x34\x56\x78"):
+    head = bytes([(0x80 if fin else 0) | op])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n <= 0xFFFF:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+mqtt_connect = pkt(0x10, s("MQTT") + bytes([4, 2, 0, 60]) + s("ws"))
+ws_seeds = {
+    "binary_connect": b"\x00" + ws_frame(2, mqtt_connect),
+    "fragmented": b"\x03" + ws_frame(2, mqtt_connect[:3], fin=False) + ws_frame(9, b"hb")
+                  + ws_frame(0, mqtt_connect[3:]),
+    "ping_pong_close": b"\x01" + ws_frame(9, b"") + ws_frame(10, b"x") + ws_frame(8, b"\x03\xe8bye"),
+    "text_frame": b"\x05" + ws_frame(1, b"hello"),
+    "long_16": b"\x0b" + ws_frame(2, bytes(300)),
+    "unmasked": b"\x02" + bytes([0x82, 0x01, 0x41]),
+}
+
+
 def write(target, seeds):
     folder = HERE / "corpus" / target
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,3 +209,4 @@ def write(target, seeds):
 write("decode", decode_seeds)
 write("validate", validate_seeds)
 write("session", session_seeds)
+write("ws", ws_seeds)

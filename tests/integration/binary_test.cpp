@@ -231,7 +231,27 @@ TEST_CASE("edgemq config error: a value out of range names key and range") {
 TEST_CASE("edgemq config error: an unsupported listener type names it") {
     if (edgemq_only()) return;
     check_config_error(R"({"listeners": [{"type": "websocket", "port": 0}]})",
-                       {"key 'listeners[0].type'", "'websocket' is not supported", "mqtt"});
+                       {"key 'listeners[0].type'", "'websocket' is not one of mqtt, mqtts, ws, wss"});
+}
+
+TEST_CASE("edgemq config error: TLS listener keys are checked and named") {
+    if (edgemq_only()) return;
+    check_config_error(R"({"listeners": [{"type": "mqtts", "port": 0, "key_file": "k.pem"}]})",
+                       {"key 'listeners[0].cert_file'", "needs a certificate"});
+    check_config_error(R"({"listeners": [{"type": "mqtt", "port": 0}, {"type": "wss", "port": 0, "cert_file": "c",
+                           "key_file": "k", "require_certificate": true}]})",
+                       {"key 'listeners[1].ca_file'", "required"});
+    check_config_error(R"({"listeners": [{"type": "mqtt", "port": 0, "cert_file": "c.pem"}]})",
+                       {"key 'listeners[0].cert_file'", "only mqtts and wss listeners use TLS"});
+    check_config_error(R"({"listeners": [{"type": "ws", "port": 0, "path": "mqtt"}]})",
+                       {"key 'listeners[0].path'", "must start with '/'"});
+    check_config_error(R"({"listeners": [{"type": "mqtts", "port": 0, "cert_file": "c", "key_file": "k",
+                           "ca_file": "ca", "use_identity_as_username": "email"}]})",
+                       {"key 'listeners[0].use_identity_as_username'"});
+    check_config_error(R"({"max_publish_rate": -1})", {"key 'max_publish_rate'"});
+    check_config_error(R"({"listeners": [{"type": "mqtt", "port": 0, "max_subscriptions": "ten"}]})",
+                       {"key 'listeners[0].max_subscriptions'", "whole number"});
+    check_config_error(R"({"allow_anonymous": "yes"})", {"key 'allow_anonymous'", "true or false"});
 }
 
 TEST_CASE("edgemq config error: a missing configuration file is named") {

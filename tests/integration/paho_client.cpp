@@ -28,9 +28,12 @@ void wait_token(const mqtt::token_ptr& tok, const char* what) {
 }  // namespace
 
 paho_client::paho_client(const broker_process& broker, std::string client_id, int version)
+    : paho_client(broker.uri(), std::move(client_id), version) {}
+
+paho_client::paho_client(const std::string& server_uri, std::string client_id, int version)
     : id_(std::move(client_id)),
       version_(version),
-      client_(broker.uri(), id_, mqtt::create_options(version), static_cast<mqtt::iclient_persistence*>(nullptr)) {
+      client_(server_uri, id_, mqtt::create_options(version), static_cast<mqtt::iclient_persistence*>(nullptr)) {
     client_.set_connection_lost_handler([this](const std::string&) { ++lost_; });
     client_.set_disconnected_handler(
         [this](const mqtt::properties&, mqtt::ReasonCode reason) { server_disconnect_ = static_cast<int>(reason); });

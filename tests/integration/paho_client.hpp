@@ -27,6 +27,8 @@ public:
     using ms = std::chrono::milliseconds;
 
     paho_client(const broker_process& broker, std::string client_id, int version);
+    // Any server URI Paho takes: "ssl://HOST:PORT", "ws://HOST:PORT/mqtt", "wss://...".
+    paho_client(const std::string& server_uri, std::string client_id, int version);
     ~paho_client();
 
     mqtt::async_client& client() { return client_; }

@@ -246,17 +246,26 @@ bool broker_process::log_contains(std::string_view needle) const {
     return log_.find(needle) != std::string::npos;
 }
 
+std::uint16_t broker_process::port_of(std::string_view type, std::size_t index) const {
+    for (const auto& [t, p] : listener_ports_)
+        if (t == type && index-- == 0) return p;
+    throw std::runtime_error("the broker logged no such " + std::string(type) + " listener");
+}
+
 std::vector<std::string> broker_process::command_line() const {
     if (kind_ == broker_kind::mosquitto)
         return {env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"), "-c", (root_ / "mosquitto.conf").string()};
-    std::vector<std::string> args{edgemq_binary(), "-p", std::to_string(config_.port.value_or(0)), "--bind",
-                                  "127.0.0.1", "--data-dir", data_dir_.string()};
+    std::vector<std::string> args{edgemq_binary(), "--data-dir", data_dir_.string()};
+    if (!config_.listeners_from_config) {
+        args.insert(args.end(), {"-p", std::to_string(config_.port.value_or(0)), "--bind", "127.0.0.1"});
+    }
     if (config_.durability) {
         args.push_back("--durability");
         args.push_back(*config_.durability);
     }
     args.push_back("-c");
     args.push_back((root_ / "edgemq.json").string());
+    args.insert(args.end(), config_.extra_args.begin(), config_.extra_args.end());
     return args;
 }
 
@@ -346,17 +355,24 @@ void broker_process::start() {
     auto deadline = std::chrono::steady_clock::now() + scaled(10s);
     std::unique_lock lock(log_mutex_);
     if (kind_ == broker_kind::edgemq) {
-        static const std::regex listening(R"(listening mqtt ([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]+))");
-        std::smatch m;
+        // Every listener logs "listening TYPE ADDRESS:PORT", then "edgemq started".
+        static const std::regex listening(R"(listening (mqtts?|wss?) ([0-9.]+|\[[0-9a-fA-F:]+\]):([0-9]+))");
         bool found = log_cv_.wait_until(lock, deadline, [&] {
-            std::string tail = log_.substr(log_start);
-            if (std::regex_search(tail, m, listening)) {
-                host_ = m[1].str();
-                port_ = static_cast<std::uint16_t>(std::stoi(m[2].str()));
-                return true;
-            }
-            return reader_eof_;
+            return log_.find("edgemq started", log_start) != std::string::npos || reader_eof_;
         });
+        if (found && !reader_eof_) {
+            listener_ports_.clear();
+            const std::string tail = log_.substr(log_start);
+            for (std::sregex_iterator it(tail.begin(), tail.end(), listening), end; it != end; ++it) {
+                const auto& m = *it;
+                const auto listener_port = static_cast<std::uint16_t>(std::stoi(m[3].str()));
+                listener_ports_.emplace_back(m[1].str(), listener_port);
+                if (m[1].str() == "mqtt" && port_ == 0) {
+                    host_ = m[2].str();
+                    port_ = listener_port;
+                }
+            }
+        }
         if (found && port_ != 0) return;
     } else {
         // Mosquitto prints "mosquitto version X running" once its listeners are open.

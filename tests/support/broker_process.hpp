@@ -76,6 +76,10 @@ struct broker_config {
     // The data directory to use instead of `<temp dir>/data` (e.g. a small tmpfs made
     // by the test). It must exist; broker_process never removes it.
     std::optional<std::filesystem::path> data_dir;
+    // edgemq: more command-line arguments (e.g. --listen URL, --password-file FILE).
+    std::vector<std::string> extra_args;
+    // edgemq: no -p/--bind on the command line, so the listeners of config_text apply.
+    bool listeners_from_config = false;
 
     // Sets one key from its config-file name and a textual value ("max_packet_size",
     // "100"); throws std::invalid_argument for an unknown key or a bad value.
@@ -98,6 +102,9 @@ public:
     std::uint16_t port() const { return port_; }
     // "tcp://HOST:PORT", for Paho.
     std::string uri() const;
+    // edgemq: the port of the index-th listener of `type` ("mqtt", "mqtts", "ws", "wss")
+    // as logged at start-up; throws if there is none.
+    std::uint16_t port_of(std::string_view type, std::size_t index = 0) const;
     const std::filesystem::path& data_dir() const { return data_dir_; }
     pid_t pid() const { return pid_; }
     bool running() const { return pid_ > 0; }
@@ -135,6 +142,7 @@ private:
     std::filesystem::path data_dir_;
     std::string host_ = "127.0.0.1";
     std::uint16_t port_ = 0;
+    std::vector<std::pair<std::string, std::uint16_t>> listener_ports_;  // in log order
     pid_t pid_ = -1;
     int pipe_read_fd_ = -1;
     std::thread reader_;

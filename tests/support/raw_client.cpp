@@ -135,6 +135,19 @@ bool raw_client::fill(ms timeout, bool& closed) {
 
 raw_client::result raw_client::read(ms timeout) { return read_unscaled(scaled(timeout)); }
 
+std::string raw_client::read_raw(ms timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
+    for (;;) {
+        bool closed = false;
+        auto left = std::chrono::duration_cast<ms>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        if (!fill(left, closed) && (closed || std::chrono::steady_clock::now() >= deadline)) break;
+    }
+    std::string out(buf_.begin(), buf_.end());
+    buf_.clear();
+    return out;
+}
+
 raw_client::result raw_client::read_unscaled(ms timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

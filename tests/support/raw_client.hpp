@@ -69,6 +69,9 @@ public:
     // SUBSCRIBE one filter and wait for its SUBACK; returns the SUBACK reason codes.
     wire::bytes subscribe(const std::string& filter, std::uint8_t options, std::uint16_t packet_id = 1,
                           const wire::props& properties = {});
+    // Every byte that arrives until the peer closes or `timeout` passes (for non-MQTT
+    // replies, e.g. HTTP on a WebSocket port).
+    std::string read_raw(ms timeout = default_timeout);
     // Reads the next PUBLISH (throws on timeout/other packet) and parses it.
     wire::publish_view expect_publish(ms timeout = default_timeout);
 
