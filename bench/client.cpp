@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstring>
 
@@ -58,23 +57,19 @@ connection::connection(worker& w, std::string client_id, std::size_t read_buffer
       opt_(w.opt),
       client_id_(std::move(client_id)),
       version_(w.opt.mqtt_version),
-      socket_(w.io()),
+      transport_(make_transport(w.io(), w.setup, *this)),
       read_buffer_(read_buffer_size),
       keep_alive_s_(w.opt.keep_alive_s) {}
 
 void connection::start() {
     state_ = state::connecting;
-    socket_.async_connect(worker_.endpoint, [this](const boost::system::error_code& ec) {
+    transport_->async_connect(worker_.endpoint, [this](std::string error) {
         if (state_ == state::closed) return;
-        if (ec) {
+        if (!error.empty()) {
             fail("cannot connect to " + worker_.endpoint.address().to_string() + ":" +
-                     std::to_string(worker_.endpoint.port()), ec);
+                 std::to_string(worker_.endpoint.port()) + " (" + std::string(to_string(worker_.setup.kind)) + "): " + error);
             return;
         }
-        // Small acks and pings must not wait for Nagle; bulk data is batched by us.
-        boost::system::error_code ignored;
-        socket_.set_option(tcp::no_delay(true), ignored);
-        if (opt_.sndbuf > 0) socket_.set_option(asio::socket_base::send_buffer_size(static_cast<int>(opt_.sndbuf)), ignored);
         wire::connect_options co;
         co.version = version_;
         co.client_id = client_id_;
@@ -89,12 +84,10 @@ void connection::start() {
 }
 
 void connection::do_read() {
-    socket_.async_read_some(
-        asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-        [this](const boost::system::error_code& ec, std::size_t n) { on_read(ec, n); });
+    transport_->read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_));
 }
 
-void connection::on_read(const boost::system::error_code& ec, std::size_t n) {
+void connection::on_transport_read(const boost::system::error_code& ec, std::size_t n) {
     if (state_ == state::closed) return;
     if (ec) {
         if (state_ == state::closing) finish_close();  // the broker's close after our DISCONNECT
@@ -174,30 +167,30 @@ void connection::flush() {
     std::swap(writing_, pending_);
     write_in_flight_ = true;
     last_sent_ns_ = now_ns();
-    asio::async_write(socket_, asio::buffer(writing_),
-                      [this](const boost::system::error_code& ec, std::size_t) {
-                          write_in_flight_ = false;
-                          writing_.clear();
-                          if (state_ == state::closed) return;
-                          if (ec) {
-                              if (state_ == state::closing) finish_close();
-                              else fail("write", ec);
-                              return;
-                          }
-                          if (state_ == state::closing) {
-                              if (!pending_.empty()) {
-                                  flush();
-                              } else {
-                                  // DISCONNECT is out: half-close and let the read loop
-                                  // see the broker's close, so no data is reset away.
-                                  boost::system::error_code ignored;
-                                  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-                              }
-                              return;
-                          }
-                          on_write_done();
-                          flush();
-                      });
+    transport_->write(asio::buffer(writing_));
+}
+
+void connection::on_transport_written(const boost::system::error_code& ec) {
+    write_in_flight_ = false;
+    writing_.clear();
+    if (state_ == state::closed) return;
+    if (ec) {
+        if (state_ == state::closing) finish_close();
+        else fail("write", ec);
+        return;
+    }
+    if (state_ == state::closing) {
+        if (!pending_.empty()) {
+            flush();
+        } else {
+            // DISCONNECT is out: half-close (or WebSocket close) and let the read loop
+            // see the broker's close, so no data is reset away.
+            transport_->shutdown_send();
+        }
+        return;
+    }
+    on_write_done();
+    flush();
 }
 
 void connection::disconnect() {
@@ -240,8 +233,7 @@ void connection::fail(std::string_view what, const boost::system::error_code& ec
 }
 
 void connection::finish_close() {
-    boost::system::error_code ignored;
-    socket_.close(ignored);
+    transport_->close();
     state_ = state::closed;
     if (!counted_closed_) {
         counted_closed_ = true;
@@ -583,8 +575,8 @@ void subscriber::on_read_batch_end() {
 
 // ---- worker -------------------------------------------------------------------------
 
-worker::worker(const options& o, run_control& c, tcp::endpoint ep)
-    : opt(o), ctl(c), endpoint(std::move(ep)), guard_(asio::make_work_guard(io_)), tick_timer_(io_) {}
+worker::worker(const options& o, run_control& c, tcp::endpoint ep, const transport_setup& s)
+    : opt(o), ctl(c), endpoint(std::move(ep)), setup(s), guard_(asio::make_work_guard(io_)), tick_timer_(io_) {}
 
 worker::~worker() {
     join();

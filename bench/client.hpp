@@ -24,6 +24,7 @@
 #include "mqtt_wire.hpp"
 #include "options.hpp"
 #include "stats.hpp"
+#include "transport.hpp"
 
 namespace edgemq::bench {
 
@@ -92,10 +93,11 @@ struct worker_stats {
 
 class worker;
 
-// One MQTT connection: connect, CONNECT/CONNACK, a read loop that decodes every whole
-// packet in the buffer, and a write path with one async_write in flight while
-// everything queued meanwhile accumulates in `pending_` for the next write.
-class connection {
+// One MQTT connection over a transport (TCP, TLS, WebSocket): connect, CONNECT/CONNACK,
+// a read loop that decodes every whole packet in the buffer, and a write path with one
+// write in flight while everything queued meanwhile accumulates in `pending_` for the
+// next write (one WebSocket message per write).
+class connection : private transport_user {
 public:
     connection(worker& w, std::string client_id, std::size_t read_buffer_size);
     virtual ~connection() = default;
@@ -138,10 +140,11 @@ protected:
 
 private:
     void do_read();
-    void on_read(const boost::system::error_code& ec, std::size_t n);
+    void on_transport_read(const boost::system::error_code& ec, std::size_t n) override;
+    void on_transport_written(const boost::system::error_code& ec) override;
     void finish_close();
 
-    tcp::socket socket_;
+    std::unique_ptr<transport> transport_;
     wire::bytes read_buffer_;
     std::size_t read_end_ = 0;
     wire::bytes writing_;
@@ -229,7 +232,7 @@ private:
 
 class worker {
 public:
-    worker(const options& o, run_control& ctl, tcp::endpoint endpoint);
+    worker(const options& o, run_control& ctl, tcp::endpoint endpoint, const transport_setup& setup);
     ~worker();
 
     void run();   // starts the thread
@@ -241,6 +244,7 @@ public:
     const options& opt;
     run_control& ctl;
     const tcp::endpoint endpoint;
+    const transport_setup& setup;
     worker_stats stats;
     std::vector<std::unique_ptr<publisher>> publishers;
     std::vector<std::unique_ptr<subscriber>> subscribers;

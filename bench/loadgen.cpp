@@ -113,7 +113,14 @@ public:
             endpoint = found.begin()->endpoint();
         }
 
-        for (unsigned t = 0; t < opt_.threads; ++t) workers_.push_back(std::make_unique<worker>(opt_, ctl_, endpoint));
+        try {
+            setup_ = make_transport_setup(opt_);
+        } catch (const std::exception& e) {
+            std::cerr << "edgemq-bench: " << e.what() << "\n";
+            return 2;
+        }
+        for (unsigned t = 0; t < opt_.threads; ++t)
+            workers_.push_back(std::make_unique<worker>(opt_, ctl_, endpoint, setup_));
         // Round-robin, subscribers first and publishers continuing where they ended, so
         // with 1 subscriber the first publisher lands on another thread.
         for (unsigned s = 0; s < opt_.subscribers; ++s) {
@@ -406,7 +413,9 @@ private:
         if (opt_.qos > 0) human << ", inflight " << opt_.inflight;
         if (opt_.rate > 0) human << ", rate " << opt_.rate << "/s per pub";
         if (opt_.qos0_window > 0 && opt_.qos == 0) human << ", qos0 window " << opt_.qos0_window;
-        human << ", " << opt_.threads << " threads, " << opt_.host << ":" << opt_.port << "\n";
+        human << ", " << opt_.threads << " threads, " << to_string(opt_.transport) << " " << opt_.host << ":" << opt_.port;
+        if (opt_.transport == transport_kind::ws || opt_.transport == transport_kind::wss) human << opt_.ws_path;
+        human << "\n";
         human.precision(2);
         human << "  measured      " << res.measured_s << " s after " << opt_.warmup_s << " s warm-up\n";
         human.precision(0);
@@ -437,7 +446,8 @@ private:
         js.setf(std::ios::fixed);
         js.precision(1);
         js << "{\"tool\":\"edgemq-bench\",\"label\":\"" << json_escape(opt_.label) << "\",\"host\":\""
-           << json_escape(opt_.host) << "\",\"port\":" << opt_.port << ",\"mqtt_version\":" << int{opt_.mqtt_version}
+           << json_escape(opt_.host) << "\",\"port\":" << opt_.port << ",\"transport\":\"" << to_string(opt_.transport) << "\""
+           << ",\"mqtt_version\":" << int{opt_.mqtt_version}
            << ",\"qos\":" << int{opt_.qos} << ",\"publishers\":" << opt_.publishers
            << ",\"subscribers\":" << opt_.subscribers << ",\"sub_filter\":\"" << json_escape(opt_.sub_filter)
            << "\",\"payload\":" << opt_.payload << ",\"inflight\":" << opt_.inflight << ",\"rate\":" << opt_.rate
@@ -461,6 +471,7 @@ private:
 
     const options& opt_;
     run_control ctl_;
+    transport_setup setup_;  // before workers_: their connections refer to it
     std::vector<std::unique_ptr<worker>> workers_;
     clock::time_point start_;
     clock::time_point hard_deadline_;

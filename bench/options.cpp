@@ -43,6 +43,12 @@ per thread. Measures throughput, end-to-end latency, loss, duplicates and reorde
 connection
   --host H                 broker address (default 127.0.0.1)
   --port P                 broker port (default 1883)
+  --transport T            tcp (default), tls (OpenSSL), ws or wss (MQTT over
+                           WebSocket, subprotocol "mqtt", one binary message per write)
+  --cafile FILE            tls/wss: verify the broker's certificate with these CAs
+                           (default: the system's); its name or address must match --host
+  --insecure               tls/wss: do not verify the broker's certificate
+  --ws-path PATH           ws/wss: path of the WebSocket upgrade (default /mqtt)
   --mqtt-version 4|5       3.1.1 (4, also "3.1.1") or 5.0 (5) (default 4)
   --clean | --persistent   clean session (default) or a kept session (v5: expiry
                            --session-expiry seconds, default 300, ended by our
@@ -103,6 +109,20 @@ options parse_options(int argc, char** argv) {
         if (arg == "--help" || arg == "-h") throw std::invalid_argument("");
         else if (arg == "--host") o.host = next();
         else if (arg == "--port") o.port = to_uint<std::uint16_t>(arg, next(), 1, 65535);
+        else if (arg == "--transport") {
+            auto v = next();
+            if (v == "tcp" || v == "mqtt") o.transport = transport_kind::tcp;
+            else if (v == "tls" || v == "mqtts") o.transport = transport_kind::tls;
+            else if (v == "ws") o.transport = transport_kind::ws;
+            else if (v == "wss") o.transport = transport_kind::wss;
+            else bad(arg, "tcp, tls, ws or wss");
+        }
+        else if (arg == "--cafile") o.cafile = next();
+        else if (arg == "--insecure") o.insecure = true;
+        else if (arg == "--ws-path") {
+            o.ws_path = next();
+            if (!o.ws_path.starts_with('/')) bad(arg, "must start with '/'");
+        }
         else if (arg == "--threads") o.threads = to_uint<unsigned>(arg, next(), 1, 256);
         else if (arg == "--publishers") o.publishers = to_uint<unsigned>(arg, next(), 0, 1'000'000);
         else if (arg == "--subscribers") o.subscribers = to_uint<unsigned>(arg, next(), 0, 1'000'000);
@@ -135,6 +155,7 @@ options parse_options(int argc, char** argv) {
         else if (arg == "--label") o.label = next();
         else bad(arg, "unknown option");
     }
+    if (!o.cafile.empty() && o.insecure) bad("--cafile", "contradicts --insecure");
     if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
     if (!filter_set) o.sub_filter = o.topic_prefix + "/#";
     if (o.sub_filter.empty()) bad("--sub-filter", "must not be empty");

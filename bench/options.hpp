@@ -6,11 +6,17 @@
 #include <cstdint>
 #include <string>
 
+#include "transport.hpp"
+
 namespace edgemq::bench {
 
 struct options {
     std::string host = "127.0.0.1";
     std::uint16_t port = 1883;
+    transport_kind transport = transport_kind::tcp;
+    std::string cafile;                  // tls/wss: CA certificates to verify the broker with
+    bool insecure = false;               // tls/wss: no certificate verification at all
+    std::string ws_path = "/mqtt";       // ws/wss: the HTTP path of the upgrade request
     unsigned threads = 0;  // 0 = one per core
     unsigned publishers = 1;
     unsigned subscribers = 1;
