@@ -8,6 +8,7 @@
 
 #include "helpers.hpp"
 #include "support/run_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 using namespace edgemq::test;
@@ -16,18 +17,6 @@ namespace fs = std::filesystem;
 TEST_SUITE_BEGIN("integration");
 
 namespace {
-
-struct temp_dir {
-    temp_dir() {
-        char tmpl[] = "/tmp/edgemq-access-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
-};
 
 void write_file(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
@@ -99,8 +88,8 @@ broker_config secured(const fs::path& passwd, const fs::path& acl, std::vector<s
 }  // namespace
 
 TEST_CASE("Password file from edgemq passwd and mosquitto_passwd: right and wrong passwords and anonymous clients") {
-    temp_dir dir;
-    const fs::path passwd = make_password_file(dir.path);
+    temp_dir dir("edgemq-access");
+    const fs::path passwd = make_password_file(dir.path());
     struct stat st {};
     REQUIRE(::stat(passwd.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);  // hashes are secrets too
@@ -130,8 +119,8 @@ TEST_CASE("Password file from edgemq passwd and mosquitto_passwd: right and wron
 }
 
 TEST_CASE("allow_anonymous true lets clients without a user name in beside a password file") {
-    temp_dir dir;
-    const fs::path passwd = make_password_file(dir.path);
+    temp_dir dir("edgemq-access");
+    const fs::path passwd = make_password_file(dir.path());
     broker_config cfg;
     cfg.extra_args = {"--password-file", passwd.string(), "--allow-anonymous", "true"};
     broker_process broker(cfg);
@@ -140,9 +129,9 @@ TEST_CASE("allow_anonymous true lets clients without a user name in beside a pas
 }
 
 TEST_CASE("ACL denies PUBLISH with PUBACK 0x87 in v5 and silently in v3.1.1 and nothing is delivered") {
-    temp_dir dir;
-    write_file(dir.path / "acl", acl_text);
-    broker_process broker(secured(make_password_file(dir.path), dir.path / "acl"));
+    temp_dir dir("edgemq-access");
+    write_file(dir.path() / "acl", acl_text);
+    broker_process broker(secured(make_password_file(dir.path()), dir.path() / "acl"));
     raw_client watcher(broker);
     login(watcher, wire::v5, "watch", "carol", "s3cret");
     watcher.subscribe("#", 1);
@@ -171,9 +160,9 @@ TEST_CASE("ACL denies PUBLISH with PUBACK 0x87 in v5 and silently in v3.1.1 and 
 }
 
 TEST_CASE("ACL on SUBSCRIBE: wildcards wider than the rules are refused and $SYS needs a rule") {
-    temp_dir dir;
-    write_file(dir.path / "acl", acl_text);
-    broker_process broker(secured(make_password_file(dir.path), dir.path / "acl"));
+    temp_dir dir("edgemq-access");
+    write_file(dir.path() / "acl", acl_text);
+    broker_process broker(secured(make_password_file(dir.path()), dir.path() / "acl"));
     raw_client alice(broker);
     login(alice, wire::v5, "alice", "alice", "secret");
     CHECK(alice.subscribe("sensors/#", 1) == wire::bytes{0x01});
@@ -193,9 +182,9 @@ TEST_CASE("ACL on SUBSCRIBE: wildcards wider than the rules are refused and $SYS
 }
 
 TEST_CASE("A subscription to # never delivers a denied topic whether retained or live") {
-    temp_dir dir;
-    write_file(dir.path / "acl", acl_text);
-    broker_process broker(secured(make_password_file(dir.path), dir.path / "acl"));
+    temp_dir dir("edgemq-access");
+    write_file(dir.path() / "acl", acl_text);
+    broker_process broker(secured(make_password_file(dir.path()), dir.path() / "acl"));
     raw_client carol(broker);
     login(carol, wire::v5, "carol", "carol", "s3cret");
     // carol may write sensors/secret (readwrite #) but the deny rule stops everything there.
@@ -222,9 +211,9 @@ TEST_CASE("A subscription to # never delivers a denied topic whether retained or
 }
 
 TEST_CASE("A Will the user may not publish is refused at CONNECT and an allowed one is delivered") {
-    temp_dir dir;
-    write_file(dir.path / "acl", acl_text);
-    broker_process broker(secured(make_password_file(dir.path), dir.path / "acl"));
+    temp_dir dir("edgemq-access");
+    write_file(dir.path() / "acl", acl_text);
+    broker_process broker(secured(make_password_file(dir.path()), dir.path() / "acl"));
     for (std::uint8_t v : {wire::v5, wire::v311}) {
         raw_client c(broker);
         wire::connect_spec spec;
@@ -252,10 +241,10 @@ TEST_CASE("A Will the user may not publish is refused at CONNECT and an allowed 
 }
 
 TEST_CASE("SIGHUP reloads passwords and ACLs without dropping connections and removes subscriptions no longer allowed") {
-    temp_dir dir;
-    const fs::path passwd = make_password_file(dir.path);
-    write_file(dir.path / "acl", acl_text);
-    broker_process broker(secured(passwd, dir.path / "acl"));
+    temp_dir dir("edgemq-access");
+    const fs::path passwd = make_password_file(dir.path());
+    write_file(dir.path() / "acl", acl_text);
+    broker_process broker(secured(passwd, dir.path() / "acl"));
     raw_client alice(broker);
     login(alice, wire::v5, "alice", "alice", "secret");
     CHECK(alice.subscribe("sensors/#", 1) == wire::bytes{0x01});
@@ -267,7 +256,7 @@ TEST_CASE("SIGHUP reloads passwords and ACLs without dropping connections and re
     // alice loses sensors/#; dave is added; bob's password changes.
     std::string stricter = acl_text;
     stricter.replace(stricter.find("topic read sensors/#"), std::strlen("topic read sensors/#"), "topic read other/#");
-    write_file(dir.path / "acl", stricter);
+    write_file(dir.path() / "acl", stricter);
     REQUIRE(run_ok({edgemq_binary(), "passwd", "-b", passwd.string(), "dave", "pw"}).exit_code == 0);
     REQUIRE(run_ok({edgemq_binary(), "passwd", "-b", passwd.string(), "bob", "changed"}).exit_code == 0);
     broker.send_signal(SIGHUP);
@@ -281,7 +270,7 @@ TEST_CASE("SIGHUP reloads passwords and ACLs without dropping connections and re
     CHECK(alice.expect(13).type() == 13);
 
     // A broken file keeps the previous rules (and says which line).
-    write_file(dir.path / "acl", "user alice\ntopic sometimes x\n");
+    write_file(dir.path() / "acl", "user alice\ntopic sometimes x\n");
     broker.send_signal(SIGHUP);
     REQUIRE(wait_until([&] { return broker.log_contains("keeping the previous password and ACL rules"); }, scaled(5s)));
     CHECK(broker.log_contains(":2:"));
@@ -289,13 +278,13 @@ TEST_CASE("SIGHUP reloads passwords and ACLs without dropping connections and re
 }
 
 TEST_CASE("A broken password or ACL file stops the start with file and line") {
-    temp_dir dir;
-    write_file(dir.path / "acl", "user alice\ntopic maybe sensors/#\n");
-    write_file(dir.path / "passwd", "alice:$7$101$notbase64!$x\n");
+    temp_dir dir("edgemq-access");
+    write_file(dir.path() / "acl", "user alice\ntopic maybe sensors/#\n");
+    write_file(dir.path() / "passwd", "alice:$7$101$notbase64!$x\n");
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--acl-file", (dir.path / "acl").string()},
-             {"--password-file", (dir.path / "passwd").string()},
-             {"--password-file", (dir.path / "missing").string()}}) {
+             {"--acl-file", (dir.path() / "acl").string()},
+             {"--password-file", (dir.path() / "passwd").string()},
+             {"--password-file", (dir.path() / "missing").string()}}) {
         std::vector<std::string> argv = {edgemq_binary(), "-p", "0", "--bind", "127.0.0.1", "--durability", "none"};
         argv.insert(argv.end(), args.begin(), args.end());
         const auto r = run_process(argv, 10s);

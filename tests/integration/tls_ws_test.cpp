@@ -7,6 +7,7 @@
 
 #include "helpers.hpp"
 #include "support/run_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
 #include "support/wait.hpp"
 
@@ -16,18 +17,6 @@ namespace fs = std::filesystem;
 TEST_SUITE_BEGIN("integration");
 
 namespace {
-
-struct temp_dir {
-    temp_dir() {
-        char tmpl[] = "/tmp/edgemq-tls-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
-};
 
 // A broker with every kind of listener on loopback; client certificates optional
 // unless `require` (then required on both TLS listeners).
@@ -76,8 +65,8 @@ mqtt::connect_options paho_options(int version, std::optional<mqtt::ssl_options>
 }  // namespace
 
 TEST_CASE("mosquitto_pub and mosquitto_sub over TLS with and without client certificates") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     broker_process broker(all_listeners(certs));
     for (const std::string version : {"mqttv311", "mqttv5"}) {
         INFO(version);
@@ -105,8 +94,8 @@ TEST_CASE("mosquitto_pub and mosquitto_sub over TLS with and without client cert
 }
 
 TEST_CASE("Refused TLS clients: no certificate where required or wrong CA or expired certificate or plain MQTT") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     broker_process broker(all_listeners(certs, /*require=*/true));
     auto pub = [&](std::vector<std::string> extra) {
         auto argv = tls_cli("mosquitto_pub", broker, certs, "mqttv5", {"-t", "t", "-m", "x"});
@@ -135,8 +124,8 @@ TEST_CASE("Refused TLS clients: no certificate where required or wrong CA or exp
 }
 
 TEST_CASE("A TLS handshake that never finishes is closed at the connect timeout") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     auto cfg = all_listeners(certs);
     cfg.connect_timeout = 0.5;
     broker_process broker(cfg);
@@ -149,12 +138,12 @@ TEST_CASE("A TLS handshake that never finishes is closed at the connect timeout"
 }
 
 TEST_CASE("The certificate's CN as the user name feeds the ACL") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path, "device-7");
-    std::ofstream(dir.path / "acl") << "user device-7\ntopic readwrite devices/device-7/#\n";
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path(), "device-7");
+    std::ofstream(dir.path() / "acl") << "user device-7\ntopic readwrite devices/device-7/#\n";
     broker_config cfg;
     cfg.listeners_from_config = true;
-    cfg.config_text = R"({"acl_file": ")" + (dir.path / "acl").string() + R"(", "listeners": [
+    cfg.config_text = R"({"acl_file": ")" + (dir.path() / "acl").string() + R"(", "listeners": [
         {"type": "mqtt", "bind": "127.0.0.1", "port": 0},
         {"type": "mqtts", "bind": "127.0.0.1", "port": 0, "cert_file": ")" + certs.server_cert.string() +
                       R"(", "key_file": ")" + certs.server_key.string() + R"(", "ca_file": ")" +
@@ -175,8 +164,8 @@ TEST_CASE("The certificate's CN as the user name feeds the ACL") {
 }
 
 TEST_CASE("Paho C++ over TLS and over WebSocket (ws and wss) exchanges messages with a plain TCP client") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     broker_process broker(all_listeners(certs));
     for (int version : versions) {
         CAPTURE(version_name(version));
@@ -212,8 +201,8 @@ TEST_CASE("Paho C++ over TLS and over WebSocket (ws and wss) exchanges messages 
 }
 
 TEST_CASE("A session taken over from another worker moves a TLS or WebSocket connection with it") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     auto cfg = all_listeners(certs);
     cfg.workers = 4;
     broker_process broker(cfg);
@@ -263,14 +252,14 @@ TEST_CASE("The WebSocket port answers plain HTTP and refuses other subprotocols"
 }
 
 TEST_CASE("SIGHUP reloads the server certificate without dropping TLS connections") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     // The broker reads copies, which the test replaces.
-    fs::copy_file(certs.server_cert, dir.path / "live.crt");
-    fs::copy_file(certs.server_key, dir.path / "live.key");
+    fs::copy_file(certs.server_cert, dir.path() / "live.crt");
+    fs::copy_file(certs.server_key, dir.path() / "live.key");
     broker_config cfg;
-    cfg.extra_args = {"--listen", "mqtts://127.0.0.1:0", "--cert", (dir.path / "live.crt").string(), "--key",
-                      (dir.path / "live.key").string()};
+    cfg.extra_args = {"--listen", "mqtts://127.0.0.1:0", "--cert", (dir.path() / "live.crt").string(), "--key",
+                      (dir.path() / "live.key").string()};
     broker_process broker(cfg);
     paho_client before("ssl://localhost:" + std::to_string(broker.port_of("mqtts")), "before", v5);
     before.connect(paho_options(v5, paho_tls(certs, false)));
@@ -278,9 +267,9 @@ TEST_CASE("SIGHUP reloads the server certificate without dropping TLS connection
 
     // A certificate from another CA: new clients trusting only the first CA now fail,
     // clients trusting the other CA succeed; the connected client is unaffected.
-    const auto other = make_test_certificates(dir.path / "other");
-    fs::copy_file(other.server_cert, dir.path / "live.crt", fs::copy_options::overwrite_existing);
-    fs::copy_file(other.server_key, dir.path / "live.key", fs::copy_options::overwrite_existing);
+    const auto other = make_test_certificates(dir.path() / "other");
+    fs::copy_file(other.server_cert, dir.path() / "live.crt", fs::copy_options::overwrite_existing);
+    fs::copy_file(other.server_key, dir.path() / "live.key", fs::copy_options::overwrite_existing);
     broker.send_signal(SIGHUP);
     REQUIRE(wait_until([&] { return broker.log_contains("received SIGHUP"); }, scaled(3s)));
     const std::string port = std::to_string(broker.port_of("mqtts"));
@@ -295,7 +284,7 @@ TEST_CASE("SIGHUP reloads the server certificate without dropping TLS connection
     CHECK(before.lost() == 0);
 
     // Broken files: the previous certificate stays, and the log says why.
-    std::ofstream(dir.path / "live.key") << "not a key";
+    std::ofstream(dir.path() / "live.key") << "not a key";
     broker.send_signal(SIGHUP);
     REQUIRE(wait_until([&] { return broker.log_contains("keeping the previous certificates"); }, scaled(3s)));
     CHECK(run_process({"mosquitto_pub", "-h", "localhost", "-p", port, "--cafile", other.ca_cert.string(), "-t",
@@ -303,8 +292,8 @@ TEST_CASE("SIGHUP reloads the server certificate without dropping TLS connection
 }
 
 TEST_CASE("TLS listener configuration errors name the file and key") {
-    temp_dir dir;
-    const auto certs = make_test_certificates(dir.path);
+    temp_dir dir("edgemq-tls");
+    const auto certs = make_test_certificates(dir.path());
     auto start = [&](std::vector<std::string> args) {
         std::vector<std::string> argv = {edgemq_binary(), "--durability", "none"};
         argv.insert(argv.end(), args.begin(), args.end());
@@ -313,7 +302,7 @@ TEST_CASE("TLS listener configuration errors name the file and key") {
     const auto no_cert = start({"--listen", "mqtts://127.0.0.1:0"});
     CHECK(no_cert.exit_code == 2);
     CHECK(no_cert.output.find("--cert") != std::string::npos);
-    const auto missing = start({"--listen", "mqtts://127.0.0.1:0", "--cert", (dir.path / "nope.pem").string(), "--key",
+    const auto missing = start({"--listen", "mqtts://127.0.0.1:0", "--cert", (dir.path() / "nope.pem").string(), "--key",
                                 certs.server_key.string()});
     CHECK(missing.exit_code == 1);
     CHECK(missing.output.find("nope.pem") != std::string::npos);

@@ -9,6 +9,7 @@
 
 #include "broker/net/tls_context.hpp"
 #include "support/run_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
 
 using namespace edgemq::net;
@@ -17,25 +18,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    temp_dir() {
-        char pattern[] = "/tmp/edgemq-tls-context-XXXXXX";
-        path = ::mkdtemp(pattern);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
-};
-
 temp_dir& dir() {
-    static temp_dir d;
+    static temp_dir d("edgemq-tls-context");
     return d;
 }
 
 const test_certificates& certs() {
-    static const test_certificates c = make_test_certificates(dir().path / "pki");
+    static const test_certificates c = make_test_certificates(dir().path() / "pki");
     return c;
 }
 
@@ -48,7 +37,7 @@ tls_settings server_settings() {
 }
 
 fs::path write_file(const std::string& name, const std::string& content) {
-    const fs::path p = dir().path / name;
+    const fs::path p = dir().path() / name;
     std::ofstream(p, std::ios::trunc) << content;
     return p;
 }
@@ -84,13 +73,13 @@ TEST_CASE("tls_context accepts the test server certificate with and without clie
 
 TEST_CASE("tls_context names a missing file") {
     auto s = server_settings();
-    s.cert_file = (dir().path / "no-such.pem").string();
+    s.cert_file = (dir().path() / "no-such.pem").string();
     CHECK(refusal(s) == "tls cert_file " + s.cert_file + ": cannot open: No such file or directory");
     s = server_settings();
-    s.key_file = (dir().path / "no-such.key").string();
+    s.key_file = (dir().path() / "no-such.key").string();
     CHECK(refusal(s) == "tls key_file " + s.key_file + ": cannot open: No such file or directory");
     s = server_settings();
-    s.ca_file = (dir().path / "no-such-ca.pem").string();
+    s.ca_file = (dir().path() / "no-such-ca.pem").string();
     s.client_certificates = client_certificates::required;
     CHECK(refusal(s) == "tls ca_file " + s.ca_file + ": cannot open: No such file or directory");
 }
@@ -127,7 +116,7 @@ TEST_CASE("tls_context refuses a key that does not match the certificate") {
 }
 
 TEST_CASE("tls_context refuses an encrypted key") {
-    const fs::path encrypted = dir().path / "encrypted.key";
+    const fs::path encrypted = dir().path() / "encrypted.key";
     const auto r = run_process({"openssl", "pkey", "-in", certs().server_key.string(), "-aes256", "-passout",
                                 "pass:secret", "-out", encrypted.string()},
                                std::chrono::seconds(10));

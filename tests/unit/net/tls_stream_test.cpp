@@ -30,6 +30,7 @@
 #include "broker/net/tls_context.hpp"
 #include "broker/net/tls_stream.hpp"
 #include "support/run_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
 #include "support/wait.hpp"
 
@@ -47,26 +48,14 @@ using identity = edgemq::core::certificate_identity;
 
 namespace {
 
-struct temp_dir {
-    temp_dir() {
-        char pattern[] = "/tmp/edgemq-tls-stream-XXXXXX";
-        path = ::mkdtemp(pattern);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
-};
-
 temp_dir& dir() {
-    static temp_dir d;
+    static temp_dir d("edgemq-tls-stream");
     return d;
 }
 
 // Made once (about 0.2 s) for all test cases.
 const test_certificates& certs() {
-    static const test_certificates c = make_test_certificates(dir().path / "pki", "device-7");
+    static const test_certificates c = make_test_certificates(dir().path() / "pki", "device-7");
     return c;
 }
 
@@ -341,7 +330,7 @@ TEST_CASE("Many small buffers in one write arrive intact and in few records") {
 
 TEST_CASE("An RSA server certificate works as well as an EC one") {
     // Most operators have RSA certificates: ECDHE-RSA suites must be on offer.
-    const fs::path key = dir().path / "rsa.key", csr = dir().path / "rsa.csr", cert = dir().path / "rsa.crt";
+    const fs::path key = dir().path() / "rsa.key", csr = dir().path() / "rsa.csr", cert = dir().path() / "rsa.crt";
     for (std::vector<std::string> args :
          {std::vector<std::string>{"openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key.string(),
                                    "-out", csr.string(), "-subj", "/CN=localhost", "-config",
@@ -565,7 +554,7 @@ TEST_CASE("Identity from a verified client certificate: CN subject and subjectAl
         CHECK_FALSE(p.server->peer_identity(identity::none).has_value());
     }
     SUBCASE("a CN that needs RFC 4514 escapes reads like Mosquitto's (OpenSSL's) subject") {
-        const auto odd = make_test_certificates(dir().path / "odd", "#a,b+c \"q\" <d>;e\\ ");
+        const auto odd = make_test_certificates(dir().path() / "odd", "#a,b+c \"q\" <d>;e\\ ");
         tls_settings s;
         s.role = tls_role::server;
         s.cert_file = certs().server_cert.string();
