@@ -112,7 +112,10 @@ connection::~connection() { slot_->open.fetch_sub(1, std::memory_order_relaxed);
 asio::ip::tcp::socket& connection::socket() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
 void connection::start() {
-    if (closed_) return;
+    if (closed_) {  // a moved descriptor that could not be adopted
+        worker_.forget(this);
+        return;
+    }
     switch (phase_) {
         case phase::tls_handshake: start_tls(); return;
         case phase::http: start_http(); return;
@@ -396,7 +399,9 @@ void connection::flush() {
     write_in_flight_ = true;
     auto done = [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_written(ec); };
     if (tls_) {
-        asio::async_write(*tls_, gather_, std::move(done));
+        // One TLS record per 16 KiB of the whole sequence (asio::async_write would hand
+        // the stream 16 buffers at a time, a record each).
+        tls_->async_write_all(gather_, std::move(done));
     } else {
         asio::async_write(socket_, gather_, std::move(done));
     }
