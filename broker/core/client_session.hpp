@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "broker/core/authorizer.hpp"
 #include "broker/core/broker.hpp"
 #include "broker/protocol/packets.hpp"
 #include "broker/session/message.hpp"
@@ -51,10 +52,10 @@ struct client_session {
     std::unordered_set<std::uint16_t> inbound_qos2;
 
     client_connection* connection = nullptr;  // while online
-    // Who the session belongs to, as the ACLs see it: set when a client connects (not
-    // known for a session restored from the store until its client comes back).
-    std::optional<std::string> username;
-    bool identity_known = false;
+    // Who the session belongs to, as the ACLs see it: set when a client connects (absent
+    // for a session restored from the store until its client comes back). Kept whole so
+    // a delivery check builds nothing.
+    std::optional<client_identity> identity;
     // When its connection last took something: a write completed or an ack freed a slot.
     session::time_point last_progress{};
 };

@@ -67,6 +67,14 @@ struct match_collector {
 
 }  // namespace
 
+namespace {
+// A subscription the ACL allows; a shared one ("$share/GROUP/FILTER") is judged by its filter.
+bool may_hold(const authorizer& a, const client_identity& who, std::string_view filter) {
+    const auto shared = protocol::split_shared(filter);
+    return a.may_subscribe(who, shared ? shared->filter : filter);
+}
+}  // namespace
+
 worker_core::worker_core(broker& b, unsigned index)
     : broker_(b), index_(index), clock_([] { return session::clock::now(); }) {}
 
@@ -129,8 +137,7 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
     if (!s) s = &create_session(client_id);
     s->connection = &conn;
     s->outbound.set_limits(conn.listener().limits.queue);
-    s->username = conn.identity().username;
-    s->identity_known = true;
+    s->identity = conn.identity();
     // The user may have changed (or the rules, while the session was offline).
     if (present) recheck_subscriptions(*s);
     s->status.online.store(true, std::memory_order_relaxed);
@@ -193,7 +200,7 @@ void worker_core::publish_will(client_session& s) {
     if (will.props.message_expiry_interval)
         msg->expires_at = now() + std::chrono::seconds(*will.props.message_expiry_interval);
     // Checked again when due: the rules may have changed since CONNECT (SIGHUP).
-    if (authorizer_ && s.identity_known && !authorizer_->may_publish(client_identity{s.client_id, s.username}, msg->topic)) {
+    if (authorizer_ && s.identity && !authorizer_->may_publish(*s.identity, msg->topic)) {
         log::info("Will of ", s.client_id, " to ", msg->topic, " dropped: the ACL no longer allows it");
         counters_.publish_denied.fetch_add(1, std::memory_order_relaxed);
         persist_session(s);
@@ -590,8 +597,7 @@ void worker_core::deliver_batch(std::vector<routed_delivery>&& batch) {
 
 void worker_core::deliver(client_session& s, delivery d) {
     if (!s.connection && d.qos == 0 && !settings().queue_qos0_offline) return;
-    if (authorizer_ && authorizer_->restricts_reads() && s.identity_known &&
-        !authorizer_->may_receive(client_identity{s.client_id, s.username}, d.msg->topic)) {
+    if (authorizer_ && authorizer_->restricts_reads() && s.identity && !authorizer_->may_receive(*s.identity, d.msg->topic)) {
         // Never queued: the subscription's filter was allowed, this topic inside it is
         // not (a deny rule, or a filter wider than what the user may read).
         counters_.delivery_denied.fetch_add(1, std::memory_order_relaxed);
@@ -647,8 +653,7 @@ void worker_core::subscribe(client_session& s, const protocol::subscribe& packet
             continue;
         }
         if (authorizer_ && s.connection) {
-            const auto shared = protocol::split_shared(entry.filter);
-            if (!authorizer_->may_subscribe(s.connection->identity(), shared ? shared->filter : entry.filter)) {
+            if (!may_hold(*authorizer_, s.connection->identity(), entry.filter)) {
                 log::info("subscription of ", s.client_id, " to ", entry.filter, " denied by the ACL");
                 codes.push_back(v5 ? reason_code::not_authorized : reason_code::unspecified_error);
                 continue;
@@ -710,16 +715,14 @@ std::vector<reason_code> worker_core::unsubscribe(client_session& s, const proto
 void worker_core::set_authorizer(std::shared_ptr<const authorizer> a) {
     authorizer_ = std::move(a);
     for (auto& entry : sessions_)
-        if (entry.second->identity_known) recheck_subscriptions(*entry.second);
+        if (entry.second->identity) recheck_subscriptions(*entry.second);
 }
 
 void worker_core::recheck_subscriptions(client_session& s) {
-    if (!authorizer_) return;
-    const client_identity who{s.client_id, s.username};
+    if (!authorizer_ || !s.identity) return;
     const subscriber handle{s.key, &s.status};
     for (auto it = s.subscriptions.begin(); it != s.subscriptions.end();) {
-        const auto shared = protocol::split_shared(it->first);
-        if (authorizer_->may_subscribe(who, shared ? shared->filter : std::string_view(it->first))) {
+        if (may_hold(*authorizer_, *s.identity, it->first)) {
             ++it;
             continue;
         }
