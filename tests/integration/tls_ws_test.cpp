@@ -247,6 +247,13 @@ TEST_CASE("The WebSocket port answers plain HTTP and refuses other subprotocols"
     CHECK(ok.find("Sec-WebSocket-Protocol: mqtt") != std::string::npos);
     CHECK(ok.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos);  // RFC 6455 1.3 example
     CHECK(http(upgrade + "Sec-WebSocket-Protocol: chat\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // Old clients offer "mqttv3.1" and get it; a client offering none is accepted without one.
+    const auto legacy = http(upgrade + "Sec-WebSocket-Protocol: chat, mqttv3.1\r\n\r\n");
+    CHECK(legacy.starts_with("HTTP/1.1 101"));
+    CHECK(legacy.find("Sec-WebSocket-Protocol: mqttv3.1") != std::string::npos);
+    const auto none = http(upgrade + "\r\n");
+    CHECK(none.starts_with("HTTP/1.1 101"));
+    CHECK(none.find("Sec-WebSocket-Protocol") == std::string::npos);
     // An oversized request is refused, not buffered without end.
     CHECK(http("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n").starts_with("HTTP/1.1 431"));
 }
