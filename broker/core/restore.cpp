@@ -60,9 +60,9 @@ restore_summary restore_state(broker& b, stored_state state) {
         if (m != messages.end()) out.msg = m->second;
         if (!out.msg && !d.released) continue;  // nothing to deliver (a damaged store)
         // Released means the client sent PUBREC: it has the message, and only PUBREL /
-        // PUBCOMP under its packet id remain. Without a send sequence (hence no packet id)
-        // there is nothing left to complete, and sending it again would be a duplicate,
-        // or an empty PUBLISH when its message is gone [MQTT-4.3.3].
+        // PUBCOMP under its packet id remain. A released row without a send sequence (it
+        // went to another row) has no packet id to complete, and sending it again would
+        // be a duplicate, or an empty PUBLISH when its message is gone [MQTT-4.3.3].
         if (d.released && d.send_seq == 0) continue;
         if (!out.msg) {
             // Released: only the packet id matters; keep a placeholder message.

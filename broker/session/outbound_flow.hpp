@@ -7,8 +7,8 @@
 //   - resending of unacknowledged PUBLISHes (DUP=1, original packet ids) and of PUBRELs
 //     when a session resumes [MQTT-4.4.0-1].
 //
-// Packet identifiers are derived from a send sequence number: the delivery sent n-th
-// gets id n % 65535 + 1, and the window never spans more than 65535 sequence numbers,
+// Packet identifiers are derived from a send sequence number (never 0): the delivery
+// with sequence number n gets id n % 65535 + 1, and the window never spans more than 65535 sequence numbers,
 // so an acknowledgement finds its entry by arithmetic, with no map and no allocation
 // per message [MQTT-2.2.1-3: ids in use are unique].
 //
@@ -142,8 +142,11 @@ private:
 
     ring<delivery> pending_;
     ring<inflight_entry> window_;       // sequence numbers [head_seq_, head_seq_ + size)
-    std::uint64_t head_seq_ = 0;
-    std::uint64_t resend_from_ = 0;     // no entry before this sequence number needs resending
+    // Never 0: the durable store records "not sent yet" as send sequence 0, and a first
+    // delivery stored as unsent would go out again after a crash under a new packet id,
+    // a duplicate at QoS 2 [MQTT-4.3.3]. max_window gives packet id 1 all the same.
+    std::uint64_t head_seq_ = max_window;
+    std::uint64_t resend_from_ = max_window;  // no entry before this sequence number needs resending
     std::size_t live_ = 0;              // entries not released
     std::size_t unsent_ = 0;            // live entries awaiting resend
     std::size_t pending_bytes_ = 0;

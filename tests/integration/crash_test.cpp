@@ -259,7 +259,22 @@ void kill_loop(int qos) {
         resends += s->resends_recognised();
         out_of_order += s->out_of_order();
     }
-    CHECK_MESSAGE(r == pump_result::stopped, "flows did not settle within 15 s after the last restart");
+    std::ostringstream unsettled;
+    for (auto* p : pubs) {
+        if (!p->idle()) unsettled << p->id() << " in flight " << p->describe_inflight() << "; ";
+        for (auto* s : subs)
+            if (s->distinct(p->id()) < p->accepted())
+                unsettled << s->id() << " has " << s->distinct(p->id()) << " of " << p->accepted() << " from "
+                          << p->id() << "; ";
+    }
+    for (auto* s : subs) {
+        if (s->remembered() == 0) continue;
+        unsettled << s->id() << " awaits PUBREL for";
+        for (auto id : s->remembered_ids()) unsettled << " " << id;
+        unsettled << "; ";
+    }
+    CHECK_MESSAGE(r == pump_result::stopped,
+                  "flows did not settle within 15 s after the last restart: " << unsettled.str());
     MESSAGE("QoS " << qos << " kill loop: " << kills << " kills in " << loop_s << " s; " << messages
                                 << " messages x 2 subscribers; duplicates " << duplicates << "; lost " << lost
                                 << "; out of order " << out_of_order << "; resends recognised by packet id "

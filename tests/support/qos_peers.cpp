@@ -95,6 +95,13 @@ qos_publisher::qos_publisher(std::string client_id, std::uint8_t version, std::s
     for (std::uint16_t id = window_; id >= 1; --id) free_ids_.push_back(id);
 }
 
+std::string qos_publisher::describe_inflight() const {
+    std::string out;
+    for (const auto& [id, f] : inflight_)
+        out += std::to_string(id) + ":" + std::to_string(f.seq) + (f.pubrec ? "r " : " ");
+    return out;
+}
+
 std::string qos_publisher::payload_of(std::uint64_t seq) const {
     std::string p = id() + ":" + std::to_string(seq);
     if (payload_size_ > p.size()) {
@@ -212,6 +219,12 @@ void qos_subscriber::on_connected(bool session_present) {
     // No session: the broker forgot the flows, so must we [MQTT-4.1.0-1] (the test sees
     // it in sessions_lost()).
     if (!session_present) remembered_.clear();
+}
+
+std::vector<std::uint16_t> qos_subscriber::remembered_ids() const {
+    std::vector<std::uint16_t> ids;
+    for (const auto& [id, payload] : remembered_) ids.push_back(id);
+    return ids;
 }
 
 std::uint32_t qos_subscriber::count(const std::string& publisher, std::uint64_t seq) const {

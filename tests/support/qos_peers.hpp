@@ -104,6 +104,8 @@ public:
     std::uint64_t rejected() const { return rejected_; }  // PUBACK / PUBREC >= 0x80
     std::uint64_t completed() const { return completed_; }  // flows finished (PUBACK, PUBCOMP, or rejected)
     std::size_t inflight() const { return inflight_.size(); }
+    // "id:seq[r]" per unfinished flow (r: PUBREC came), for test output.
+    std::string describe_inflight() const;
     bool idle() const { return inflight_.empty(); }
     // Per sequence number: 0 sent, not yet acknowledged; 1 accepted; 2 rejected.
     const std::vector<std::uint8_t>& status() const { return status_; }
@@ -161,6 +163,7 @@ public:
     std::uint64_t pubrels() const { return pubrels_; }
     std::uint64_t unknown_pubrels() const { return unknown_pubrels_; }
     std::size_t remembered() const { return remembered_.size(); }
+    std::vector<std::uint16_t> remembered_ids() const;
     std::uint64_t foreign() const { return foreign_; }  // payloads not "<id>:<seq>"
     const std::string& first_foreign() const { return first_foreign_; }
     // How many times the application got (publisher, seq).

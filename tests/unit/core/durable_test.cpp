@@ -250,6 +250,9 @@ TEST_CASE("QoS 2 to a persistent subscriber goes out only once its packet id is 
     auto sent = std::find_if(st.log.begin(), st.log.end(), [](const core::store_op& op) {
         return std::holds_alternative<core::store_ops::mark_sent>(op);
     });
+    // A new session's first delivery: its sequence number must not be 0, which the
+    // store reads as "not sent yet".
+    CHECK(std::get<core::store_ops::mark_sent>(*sent).send_seq != 0);
     CHECK(std::get<core::store_ops::mark_sent>(*sent).send_seq % 65535 + 1 == got.packet_id);
 
     // [MQTT-4.3.3-9] The client forgets the id at PUBREL: PUBREL waits until "released"
@@ -318,8 +321,9 @@ TEST_CASE("restore: an offline session comes back with its subscriptions, queue 
 }
 
 TEST_CASE("MQTT-4.3.3 restore: a released QoS 2 delivery without a packet id is never sent as a PUBLISH") {
-    // The QoS 2 kill loop once saw an empty PUBLISH after kill -9: the placeholder of a
-    // released delivery (message already gone) sent as new. The client has the message.
+    // A released row loses its send sequence only when another row of the session took
+    // it: then its packet id is unknown and the client, which has the message, cannot be
+    // sent a PUBREL for it; above all the placeholder must not go out as an empty PUBLISH.
     test::manual_store st;
     fake_broker b({}, 2, &st);
     core::stored_state state;

@@ -340,3 +340,24 @@ TEST_CASE("MQTT-4.4.0-1 restore from the store: sent deliveries keep their packe
     CHECK(after.on_pubcomp(first.out[2].packet_id));
     CHECK(after.on_pubrec(first.out[0].packet_id, false) == outbound_flow::pubrec_outcome::send_pubrel);
 }
+
+TEST_CASE("MQTT-4.3.3 no QoS 1/2 send has sequence number 0 which the store reads as not sent") {
+    // The kill loop found this: a new session's first QoS 2 delivery was marked sent with
+    // sequence 0, came back after kill -9 as queued and went out again under another
+    // packet id, which the client took for a new message.
+    outbound_flow flow;
+    recording_sink sink;
+    flow.enqueue(make("first", 2));
+    flow.enqueue(make("second", 1));
+    flow.pump(t0, 10, sink);
+    REQUIRE(sink.out.size() == 2);
+    CHECK(sink.out[0].seq != 0);
+    CHECK(sink.out[0].packet_id == 1);  // ids still start at 1
+    CHECK(sink.out[1].seq == sink.out[0].seq + 1);
+    flow.clear();  // Clean Start: fresh numbers, still never 0
+    flow.enqueue(make("again", 2));
+    flow.pump(t0, 10, sink);
+    REQUIRE(sink.out.size() == 3);
+    CHECK(sink.out[2].seq > sink.out[1].seq);
+    CHECK(sink.out[2].packet_id == 1);
+}
