@@ -11,6 +11,9 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$script_dir/.." && pwd)
+prog=compare.sh
+# shellcheck source=bench/lib.sh
+source "$script_dir/lib.sh"
 
 runs=3
 duration=10
@@ -59,7 +62,7 @@ Benchmarks edgemq against Mosquitto ($mosquitto_bin) on 127.0.0.1 with edgemq-be
                          build-bench/bench/, build/bench/)
   --scenario S           repeatable; a preset name or 'NAME|edgemq-bench args'
                          (default: qos0-8to1 and qos1-8to1). Presets:
-$(for k in $(printf '%s\n' "${!presets[@]}" | sort); do printf '                           %-18s %s\n' "$k" "${presets[$k]}"; done)
+$(presets_help)
   --runs N               runs per scenario and broker, brokers alternating (default 3)
   --duration S           measured seconds per run (default 10)
   --warmup S             warm-up seconds per run (default 2)
@@ -76,9 +79,6 @@ $(for k in $(printf '%s\n' "${!presets[@]}" | sort); do printf '                
   --keep                 keep the temporary directory (broker logs, raw JSON results)
 EOF
 }
-
-die() { echo "compare.sh: $*" >&2; exit 2; }
-note() { echo "compare.sh: $*" >&2; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -114,11 +114,7 @@ done
 
 # ---- binaries ----------------------------------------------------------------------
 
-if [[ -z $bench_bin ]]; then
-  for c in "$repo_dir/build-bench/bench/edgemq-bench" "$repo_dir/build/bench/edgemq-bench"; do
-    [[ -x $c ]] && { bench_bin=$c; break; }
-  done
-fi
+[[ -n $bench_bin ]] || bench_bin=$(find_bench_bin) || true
 [[ -n $bench_bin && -x $bench_bin ]] ||
   die "edgemq-bench not found; build it: cmake --build build-bench --target edgemq-bench (or --bench PATH)"
 [[ -x $mosquitto_bin ]] || die "mosquitto not found at $mosquitto_bin (apt-get install mosquitto, or MOSQUITTO_BIN)"
@@ -133,43 +129,10 @@ if [[ $pin == 1 ]]; then
   command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
   [[ $(nproc) -ge 2 ]] || die "--pin needs 2 CPUs"
 fi
-clk_tck=$(getconf CLK_TCK)
 
-# ---- cleanup: only what we started ----------------------------------------------------
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/edgemq-compare.XXXXXX")
-broker_pid=""
-stop_broker() {
-  [[ -n $broker_pid ]] || return 0
-  if kill -0 "$broker_pid" 2>/dev/null; then
-    kill -TERM "$broker_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$broker_pid" 2>/dev/null && { note "broker $broker_pid ignored SIGTERM; killing it"; kill -KILL "$broker_pid" 2>/dev/null || true; }
-  fi
-  wait "$broker_pid" 2>/dev/null || true
-  broker_pid=""
-}
-cleanup() {
-  stop_broker
-  if [[ $keep == 1 ]]; then note "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'note interrupted; exit 130' INT TERM
+make_tmp compare
 
 # ---- brokers -----------------------------------------------------------------------
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until $1 accepts connections on $2 or the process dies; 10 s at most.
-wait_listening() {
-  local pid=$1 port=$2
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    port_in_use "$port" && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 pin_broker=()
 pin_bench=()
@@ -234,39 +197,8 @@ start_broker() {  # start_broker NAME DIR
   else start_edgemq "$2"; fi
 }
 
-# Peak RSS in KiB and CPU seconds (user + system) of the running broker.
-broker_peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$broker_pid/status" 2>/dev/null || echo 0; }
-# Bytes the broker has caused to be written to disk so far: write_bytes minus
-# cancelled_write_bytes from /proc/PID/io (page-cache pages dirtied in disk-backed files,
-# counted when dirtied, so an fsync-free write counts too; see bench/proc_io.py).
-broker_disk_bytes() {
-  awk '/^write_bytes:/ {w = $2} /^cancelled_write_bytes:/ {c = $2} END {printf "%d", w - c}' "/proc/$broker_pid/io" 2>/dev/null || echo 0
-}
-broker_cpu_s() {
-  # Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
-  sed 's/.*) //' "/proc/$broker_pid/stat" 2>/dev/null | awk -v hz="$clk_tck" '{printf "%.2f", ($12 + $13) / hz}'
-}
-
-# ---- JSON and statistics helpers ---------------------------------------------------------
-
-# json_get KEY LINE: the value of a flat key (numbers, booleans, strings without quotes).
-json_get() {
-  sed -n "s/.*\"$1\":\(\"\([^\"\\\\]\|\\\\.\)*\"\|[^,}]*\).*/\1/p" <<<"$2" | sed 's/^"\(.*\)"$/\1/'
-}
-# median of numbers on stdin ("-" if none)
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "-"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-fmt_int() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.0f", x }'; }
-fmt_1() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.1f", x }'; }
-fmt_lat() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else if (x >= 1000) printf "%.0f", x; else printf "%.1f", x }'; }
-
 # ---- runs ------------------------------------------------------------------------------
 
-scenario_name() { if [[ $1 == *"|"* ]]; then echo "${1%%|*}"; else echo "$1"; fi; }
-scenario_args() {
-  if [[ $1 == *"|"* ]]; then echo "${1#*|}"
-  elif [[ -n ${presets[$1]:-} ]]; then echo "${presets[$1]}"
-  else die "unknown scenario '$1' (presets: ${!presets[*]}; or 'NAME|ARGS')"; fi
-}
 for s in "${scenarios[@]}"; do scenario_args "$s" >/dev/null; done
 
 results="$tmp/results.jsonl"   # one line per run: broker, scenario, bench JSON, broker stats
@@ -344,7 +276,7 @@ report() {
     for b in "${brokers[@]}"; do
       ok=$(field_values "$b" "$name" delivered_per_s | wc -l)
       failed=$(( $(grep -cF "\"broker\":\"$b\",\"scenario\":\"$name\"," "$results" || true) - ok ))
-      range=$(field_values "$b" "$name" delivered_per_s | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%.0f-%.0f", lo, hi; else print "-"}')
+      range=$(field_values "$b" "$name" delivered_per_s | value_range)
       p50=$(field_values "$b" "$name" latency_p50_us | median)
       p99=$(field_values "$b" "$name" latency_p99_us | median)
       rss=$(field_values "$b" "$name" broker_peak_rss_kib | median)
@@ -357,14 +289,14 @@ report() {
                      awk '$2 > 0 {print $1 / $2}' | median)
       ratio="-"
       if [[ $b == edgemq* && -n ${med[mosquitto]:-} && ${med[mosquitto]} != "-" && ${med[$b]} != "-" ]]; then
-        ratio=$(awk -v e="${med[$b]}" -v m="${med[mosquitto]}" 'BEGIN { if (m > 0) printf "%.2f", e / m; else print "-" }')
+        ratio=$(ratio "${med[$b]}" "${med[mosquitto]}")
       fi
       undrained=$(field_values "$b" "$name" drain_end | grep -cE 'max|cut' || true)
       lost=$(field_sum "$b" "$name" lost)
       (( undrained > 0 )) && lost="$lost*"
       label=$(label_of "$b")
       (( failed > 0 )) && label="$label ($failed failed)"
-      echo "| $name | $label | $(fmt_int "${med[$b]}") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" duplicates) | $(field_sum "$b" "$name" out_of_order) | $(awk -v k="$rss" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }') | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $(fmt_1 "$disk_per_msg") | $ratio |"
+      echo "| $name | $label | $(fmt_int "${med[$b]}") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" duplicates) | $(field_sum "$b" "$name" out_of_order) | $(fmt_mib "$rss") | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $(fmt_1 "$disk_per_msg") | $ratio |"
     done
     unset med
   done

@@ -12,6 +12,9 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$script_dir/.." && pwd)
+prog=transports.sh
+# shellcheck source=bench/lib.sh
+source "$script_dir/lib.sh"
 
 runs=3
 duration=10
@@ -55,7 +58,7 @@ Mosquitto ($mosquitto_bin), 127.0.0.1, measured with edgemq-bench; a markdown ta
   --transports LIST      from: mqtt mqtts ws wss (default all four)
   --scenario S           repeatable; a preset name or 'NAME|edgemq-bench args'
                          (default: qos0-8to1 and qos1-8to1). Presets:
-$(for k in $(printf '%s\n' "${!presets[@]}" | sort); do printf '                           %-18s %s\n' "$k" "${presets[$k]}"; done)
+$(presets_help)
   --runs N               runs per cell, brokers alternating (default 3)
   --duration S           measured seconds per run (default 10)
   --warmup S             warm-up seconds per run (default 2)
@@ -69,9 +72,6 @@ $(for k in $(printf '%s\n' "${!presets[@]}" | sort); do printf '                
   --keep                 keep the temporary directory (logs, certificates, raw JSON)
 EOF
 }
-
-die() { echo "transports.sh: $*" >&2; exit 2; }
-note() { echo "transports.sh: $*" >&2; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -107,11 +107,7 @@ done
 
 # ---- binaries ----------------------------------------------------------------------
 
-if [[ -z $bench_bin ]]; then
-  for c in "$repo_dir/build-bench/bench/edgemq-bench" "$repo_dir/build/bench/edgemq-bench" "$repo_dir/build-bench-only/edgemq-bench"; do
-    [[ -x $c ]] && { bench_bin=$c; break; }
-  done
-fi
+[[ -n $bench_bin ]] || bench_bin=$(find_bench_bin) || true
 [[ -n $bench_bin && -x $bench_bin ]] ||
   die "edgemq-bench not found; build it: cmake -S bench -B build-bench-only && cmake --build build-bench-only (or --bench PATH)"
 "$bench_bin" --help | grep -q -- '--transport' || die "$bench_bin has no --transport: rebuild it"
@@ -129,28 +125,8 @@ if [[ $pin == 1 ]]; then
   command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
   [[ $(nproc) -ge 2 ]] || die "--pin needs 2 CPUs"
 fi
-clk_tck=$(getconf CLK_TCK)
 
-# ---- cleanup: only what we started ----------------------------------------------------
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/edgemq-transports.XXXXXX")
-broker_pid=""
-stop_broker() {
-  [[ -n $broker_pid ]] || return 0
-  if kill -0 "$broker_pid" 2>/dev/null; then
-    kill -TERM "$broker_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$broker_pid" 2>/dev/null && { note "broker $broker_pid ignored SIGTERM; killing it"; kill -KILL "$broker_pid" 2>/dev/null || true; }
-  fi
-  wait "$broker_pid" 2>/dev/null || true
-  broker_pid=""
-}
-cleanup() {
-  stop_broker
-  if [[ $keep == 1 ]]; then note "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'note interrupted; exit 130' INT TERM
+make_tmp transports
 
 # ---- certificates: a CA and a server certificate for localhost and 127.0.0.1 ---------------
 
@@ -169,22 +145,6 @@ mkdir -p "$certs"
 ) >"$tmp/openssl.log" 2>&1 || { cat "$tmp/openssl.log" >&2; die "openssl could not make the test certificates"; }
 
 # ---- brokers -----------------------------------------------------------------------
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until $1 accepts connections on every port in $2.. or dies; 10 s at most.
-wait_listening() {
-  local pid=$1 p up
-  shift
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    up=1
-    for p in "$@"; do port_in_use "$p" || { up=0; break; }; done
-    [[ $up == 1 ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 pin_broker=()
 pin_bench=()
@@ -269,31 +229,8 @@ start_broker() {  # start_broker NAME DIR
   else start_edgemq "$2"; fi
 }
 
-broker_peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$broker_pid/status" 2>/dev/null || echo 0; }
-broker_cpu_s() {
-  # Fields after the ")" closing the command name: utime is the 12th, stime the 13th.
-  sed 's/.*) //' "/proc/$broker_pid/stat" 2>/dev/null | awk -v hz="$clk_tck" '{printf "%.2f", ($12 + $13) / hz}'
-}
-
-# ---- JSON and statistics helpers ---------------------------------------------------------
-
-json_get() {
-  sed -n "s/.*\"$1\":\(\"\([^\"\\\\]\|\\\\.\)*\"\|[^,}]*\).*/\1/p" <<<"$2" | sed 's/^"\(.*\)"$/\1/'
-}
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "-"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-fmt_int() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.0f", x }'; }
-fmt_1() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.1f", x }'; }
-fmt_lat() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else if (x >= 1000) printf "%.0f", x; else printf "%.1f", x }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b <= 0) print "-"; else printf "%.2f", a / b }'; }
-
 # ---- runs ------------------------------------------------------------------------------
 
-scenario_name() { if [[ $1 == *"|"* ]]; then echo "${1%%|*}"; else echo "$1"; fi; }
-scenario_args() {
-  if [[ $1 == *"|"* ]]; then echo "${1#*|}"
-  elif [[ -n ${presets[$1]:-} ]]; then echo "${presets[$1]}"
-  else die "unknown scenario '$1' (presets: ${!presets[*]}; or 'NAME|ARGS')"; fi
-}
 for s in "${scenarios[@]}"; do scenario_args "$s" >/dev/null; done
 
 results="$tmp/results.jsonl"
@@ -377,7 +314,7 @@ report() {
         med_mosq=$(field_values mosquitto "$name" "$t" delivered_per_s | median)
         ok=$(field_values "$b" "$name" "$t" delivered_per_s | wc -l)
         failed=$(( $(grep -cF "\"broker\":\"$b\",\"scenario\":\"$name\",\"listener\":\"$t\"," "$results" || true) - ok ))
-        range=$(field_values "$b" "$name" "$t" delivered_per_s | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%.0f-%.0f", lo, hi; else print "-"}')
+        range=$(field_values "$b" "$name" "$t" delivered_per_s | value_range)
         p50=$(field_values "$b" "$name" "$t" latency_p50_us | median)
         p99=$(field_values "$b" "$name" "$t" latency_p99_us | median)
         rss=$(field_values "$b" "$name" "$t" broker_peak_rss_kib | median)
@@ -391,7 +328,7 @@ report() {
         (( undrained > 0 )) && lost="$lost*"
         label=$(label_of "$b")
         (( failed > 0 )) && label="$label ($failed failed)"
-        echo "| $name | $t | $label | $(fmt_int "$med") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" "$t" duplicates) | $(field_sum "$b" "$name" "$t" out_of_order) | $(awk -v k="$rss" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }') | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $vs_plain | $vs_mosq |"
+        echo "| $name | $t | $label | $(fmt_int "$med") | $range | $(fmt_lat "$p50") | $(fmt_lat "$p99") | $lost | $(field_sum "$b" "$name" "$t" duplicates) | $(field_sum "$b" "$name" "$t" out_of_order) | $(fmt_mib "$rss") | $(fmt_1 "$cpu") | $(fmt_1 "$per_msg") | $vs_plain | $vs_mosq |"
       done
     done
   done
