@@ -21,6 +21,9 @@ varint_status read_varint(std::string_view in, std::uint32_t& value, std::size_t
         const auto byte = static_cast<unsigned char>(in[i]);
         result |= std::uint32_t{byte & 0x7Fu} << (7 * i);
         if ((byte & 0x80u) == 0) {
+            // A last byte of 0 after others adds nothing: not the shortest form, which
+            // the encoding must be [MQTT-1.5.5-1].
+            if (byte == 0 && i > 0) return varint_status::malformed;
             value = result;
             consumed = i + 1;
             return varint_status::ok;

@@ -60,7 +60,7 @@ public:
             case varint_status::need_more: return short_read();
             case varint_status::malformed:
                 return fail(reason_code::malformed_packet,
-                            "[MQTT-1.5.5-1] Variable Byte Integer longer than 4 bytes");
+                            "[MQTT-1.5.5-1] Variable Byte Integer longer than 4 bytes or not in its shortest form");
         }
         return short_read();
     }

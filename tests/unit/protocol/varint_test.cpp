@@ -57,10 +57,15 @@ TEST_CASE("MQTT-1.5.5 Variable Byte Integer cut short needs more input") {
     CHECK(read_varint(unhex("ff ff ff"), value, used) == varint_status::need_more);
 }
 
-TEST_CASE("MQTT-1.5.5 non-minimal Variable Byte Integer is accepted") {
+TEST_CASE("MQTT-1.5.5-1 a Variable Byte Integer not in its shortest form is malformed") {
     std::uint32_t value = 99;
     std::size_t used = 0;
-    REQUIRE(read_varint(unhex("80 00"), value, used) == varint_status::ok);
+    CHECK(read_varint(unhex("80 00"), value, used) == varint_status::malformed);
+    CHECK(read_varint(unhex("8d 00"), value, used) == varint_status::malformed);
+    CHECK(read_varint(unhex("ff ff 80 00"), value, used) == varint_status::malformed);
+    REQUIRE(read_varint(unhex("00"), value, used) == varint_status::ok);  // zero itself is one byte
     CHECK(value == 0);
+    REQUIRE(read_varint(unhex("80 01"), value, used) == varint_status::ok);
+    CHECK(value == 128);
     CHECK(used == 2);
 }
