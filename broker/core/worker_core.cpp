@@ -123,8 +123,11 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
                       conn.peer(), ")");
             s->connection->take_over();  // detaches with detach_reason::taken_over
         }
-        if (c.clean_start) {
-            // The old session ends here, so its Will is due now [MQTT-3.1.3-9].
+        // The old session ends here if the new connection starts clean, or if it was
+        // one that lasts only as long as its connection (3.1.1 Clean Session 1, v5
+        // Session Expiry 0): nothing of it is reused [MQTT-3.1.2-6], Session Present is
+        // 0 [MQTT-3.2.2-2], and its Will is due now [MQTT-3.1.3-9] [MQTT-3.1.2-8].
+        if (c.clean_start || s->expiry_interval == 0) {
             if (s->will) publish_will(*s);
             end_session(*s, /*release_home=*/false);
             s = nullptr;

@@ -113,14 +113,42 @@ TEST_CASE("MQTT-3.1.0-2 a second CONNECT is a protocol error") {
 
 TEST_CASE("MQTT-3.1.4-3 takeover: the old v5 connection gets DISCONNECT 0x8E, even from another worker") {
     fake_broker b;
+    connect persistent = make_connect("dup", protocol_version::v5, false);
+    persistent.props.session_expiry_interval = 60;
     auto first = b.connect(0);
-    open(*first, make_connect("dup"));
+    open(*first, persistent);
     auto second = b.connect(1);  // lands on the other worker: the socket moves to worker 0
-    auto ack = open(*second, make_connect("dup", protocol_version::v5, false));
+    auto ack = open(*second, persistent);
     CHECK(ack.code == reason_code::success);
     CHECK(ack.session_present);
     CHECK(expect<disconnect>(*first).code == reason_code::session_taken_over);
     CHECK(first->closed());
+}
+
+TEST_CASE("MQTT-3.1.2-6 takeover of a session that ends with its connection: nothing reused and its Will is sent") {
+    for (const auto old_version : {protocol_version::v311, protocol_version::v5}) {
+        CAPTURE(static_cast<int>(old_version));
+        fake_broker b;
+        auto watcher = b.connect(0);
+        open(*watcher, make_connect("watcher"));
+        subscribe_to(*watcher, "wills/#", 0);
+        // 3.1.1 Clean Session 1, or v5 Session Expiry 0: the session lasts as long as
+        // its connection.
+        auto first = b.connect(1);
+        connect old_connect = make_connect("short", old_version, true);
+        old_connect.will = will_message{"wills/short", "gone", 0, false, {}};
+        open(*first, old_connect);
+        subscribe_to(*first, "mine/#", 0);
+        auto second = b.connect(0);
+        auto ack = open(*second, make_connect("short", protocol_version::v5, false));
+        CHECK_FALSE(ack.session_present);  // [MQTT-3.2.2-2]
+        CHECK(first->closed());
+        CHECK(expect<publish>(*watcher).topic == "wills/short");  // [MQTT-3.1.2-8]
+        auto pub = b.connect(1);
+        open(*pub, make_connect("pub"));
+        publish_to(*pub, "mine/x", "not for the new session");
+        CHECK_FALSE(second->receive());
+    }
 }
 
 TEST_CASE("MQTT-3.3.4-3 overlapping subscriptions: one PUBLISH, highest QoS, every identifier") {
@@ -274,6 +302,39 @@ TEST_CASE("MQTT-3.3.4-9 a client exceeding our Receive Maximum gets DISCONNECT 0
     expect<pubrec>(*c);
     expect<pubrec>(*c);
     CHECK(expect<disconnect>(*c).code == reason_code::receive_maximum_exceeded);
+}
+
+TEST_CASE("MQTT-3.3.4-9 Receive Maximum counts only what was received on this connection") {
+    // The quota starts afresh with each connection [MQTT-4.9.0]: QoS 2 flows left by the
+    // previous connection (PUBREC sent, PUBREL not yet come) do not count against it.
+    core::broker_settings s;
+    s.listeners.front().limits.receive_maximum = 2;
+    fake_broker b(s);
+    connect persistent = make_connect("returning", protocol_version::v5, false);
+    persistent.props.session_expiry_interval = 60;
+    auto first = b.connect();
+    open(*first, persistent);
+    publish_to(*first, "t", "1", 2, false, 1);
+    publish_to(*first, "t", "2", 2, false, 2);
+    expect<pubrec>(*first);
+    expect<pubrec>(*first);
+    first->send(protocol_version::v5, disconnect{});
+    auto second = b.connect();
+    CHECK(open(*second, persistent).session_present);
+    publish_to(*second, "t", "3", 2, false, 3);
+    publish_to(*second, "t", "4", 2, false, 4);
+    CHECK(expect<pubrec>(*second).packet_id == 3);
+    CHECK(expect<pubrec>(*second).packet_id == 4);
+    CHECK_FALSE(second->closed());
+    // A PUBCOMP gives one back: a fifth may come, a sixth with two open may not.
+    pubrel rel;
+    rel.packet_id = 3;
+    second->send(protocol_version::v5, rel);
+    expect<pubcomp>(*second);
+    publish_to(*second, "t", "5", 2, false, 5);
+    CHECK(expect<pubrec>(*second).packet_id == 5);
+    publish_to(*second, "t", "6", 2, false, 6);
+    CHECK(expect<disconnect>(*second).code == reason_code::receive_maximum_exceeded);
 }
 
 TEST_CASE("MQTT-3.1.2-24 Keep Alive: silent for 1.5x closes with 0x8D and publishes the Will") {
