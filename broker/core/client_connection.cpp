@@ -485,26 +485,25 @@ void client_connection::handle_publish(protocol::publish& p) {
     }
 
     const bool duplicate_qos2 = p.qos == 2 && s.inbound_qos2.count(p.packet_id) != 0;
-    if (v5 && p.qos > 0 && !duplicate_qos2 && inbound_qos_in_flight() >= limits_.receive_maximum)
+    if (v5 && p.qos > 0 && !duplicate_qos2 && inbound_in_flight_ >= limits_.receive_maximum)
         return fail(reason_code::receive_maximum_exceeded, "[MQTT-3.3.4-9] Receive Maximum exceeded");
+    if (p.qos > 0 && !duplicate_qos2) ++inbound_in_flight_;
+    const packet_type ack = p.qos == 1 ? packet_type::puback : p.qos == 2 ? packet_type::pubrec : packet_type::reserved;
 
     // [MQTT-3.3.2-?] A receiver MAY check the Payload Format Indicator.
     if (v5 && p.props.payload_format_indicator.value_or(0) == 1 && !protocol::is_valid_utf8(p.payload)) {
         if (p.qos == 0) return fail(reason_code::payload_format_invalid, "payload is not the UTF-8 its format indicator says");
-        return send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
-                        reason_code::payload_format_invalid);
+        return ack_in_order(ack, p.packet_id, reason_code::payload_format_invalid);
     }
     // $SYS topics are the broker's own; clients may read them but not publish to them.
     if (p.topic.starts_with("$SYS/") || p.topic == "$SYS") {
         log::debug("dropping PUBLISH of ", s.client_id, " to ", p.topic);
-        if (p.qos > 0)
-            send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
-                     v5 ? reason_code::not_authorized : reason_code::success);
+        if (p.qos > 0) ack_in_order(ack, p.packet_id, reason_code::not_authorized);
         return;
     }
     if (duplicate_qos2) {
         // Already routed; acknowledge again, deliver no second copy [MQTT-4.3.3-10].
-        return send_ack(packet_type::pubrec, p.packet_id, reason_code::success);
+        return ack_in_order(packet_type::pubrec, p.packet_id, reason_code::success);
     }
     if (!within_rate(p.payload.size())) return;
     if (const authorizer* auth = core_.access(); auth && !auth->may_publish(identity_, p.topic)) {
@@ -512,9 +511,7 @@ void client_connection::handle_publish(protocol::publish& p) {
         // usual [MQTT-3.3.5-2]. Either way nothing is routed, retained or stored.
         log::debug("denied PUBLISH of ", s.client_id, " to ", p.topic);
         core_.counters().publish_denied.fetch_add(1, std::memory_order_relaxed);
-        if (p.qos > 0)
-            send_ack(p.qos == 1 ? packet_type::puback : packet_type::pubrec, p.packet_id,
-                     v5 ? reason_code::not_authorized : reason_code::success);
+        if (p.qos > 0) ack_in_order(ack, p.packet_id, reason_code::not_authorized);
         return;
     }
 
@@ -530,7 +527,6 @@ void client_connection::handle_publish(protocol::publish& p) {
             msg->expires_at = core_.now() + std::chrono::seconds(*p.props.message_expiry_interval);
     }
     if (p.qos == 2) s.inbound_qos2.insert(p.packet_id);
-    const packet_type ack = p.qos == 1 ? packet_type::puback : p.qos == 2 ? packet_type::pubrec : packet_type::reserved;
     const auto routed = core_.publish_from(*this, s, std::move(msg), ack, p.packet_id);
     if (routed.slow_down || core_.store_backlogged(*this)) slow_down_ = true;
 }
@@ -735,6 +731,15 @@ void client_connection::on_output_written() {
 }
 
 void client_connection::send(const protocol::packet& p) {
+    // The client's send quota comes back with each PUBACK, PUBCOMP or failed PUBREC
+    // [MQTT-4.9.0]. An answer to a flow of an earlier connection finds nothing to
+    // return: the count stays at 0, never below.
+    if (inbound_in_flight_ != 0) {
+        const auto* rec = std::get_if<protocol::pubrec>(&p);
+        if (std::holds_alternative<protocol::puback>(p) || std::holds_alternative<protocol::pubcomp>(p) ||
+            (rec && protocol::is_failure(rec->code)))
+            --inbound_in_flight_;
+    }
     if (version_ == protocol_version::v5 && protocol::encoded_size(version_, p) > client_maximum_packet_size_) {
         // [MQTT-3.1.2-24..25] Never send more than the client accepts. Only CONNACK,
         // SUBACK, UNSUBACK and DISCONNECT can get here large, by their reason strings;
@@ -796,6 +801,15 @@ protocol::packet client_connection::make_ack(packet_type type, std::uint16_t pac
 void client_connection::send_ack(packet_type type, std::uint16_t packet_id, reason_code code) {
     if (version_ != protocol_version::v5) code = reason_code::success;
     send(make_ack(type, packet_id, code));
+}
+
+void client_connection::ack_in_order(packet_type type, std::uint16_t packet_id, reason_code code) {
+    // Behind the acknowledgements still waiting for the store, so that the client gets
+    // them in the order of its PUBLISHes [MQTT-4.6.0-2..4]. 3.1.1 has only success.
+    if (version_ != protocol_version::v5) code = reason_code::success;
+    store_bound_work work;
+    work.ack = make_ack(type, packet_id, code);
+    core_.after_store(*this, std::move(work));
 }
 
 void client_connection::send_after_store(const protocol::packet& ack, bool stored) {
@@ -959,8 +973,5 @@ void client_connection::add_reason(protocol::properties& props, const char* why)
     if (request_problem_information_ && why && *why) props.reason_string = why;
 }
 
-std::uint16_t client_connection::inbound_qos_in_flight() const noexcept {
-    return static_cast<std::uint16_t>(std::min<std::size_t>(session_->inbound_qos2.size(), 65535));
-}
 
 }  // namespace edgemq::core

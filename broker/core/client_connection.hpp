@@ -135,6 +135,9 @@ private:
     void finish(worker_core::detach_reason why, std::string_view log_reason);
 
     void send_ack(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
+    // An acknowledgement of a PUBLISH answered without routing it (refused, dropped or a
+    // duplicate), queued behind those still waiting for the store.
+    void ack_in_order(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
     static protocol::packet make_ack(protocol::packet_type type, std::uint16_t packet_id, protocol::reason_code code);
     bool can_send() const noexcept { return output_.size() < core_.settings().max_output_buffer; }
     bool send_publish(const session::delivery& d, std::uint16_t packet_id, bool dup, std::uint64_t send_seq);
@@ -147,7 +150,6 @@ private:
     std::uint64_t stored_session_id() const noexcept;
     // Reason String for the client, unless it asked us not to [MQTT-3.1.2-29].
     void add_reason(protocol::properties& props, const char* why) const;
-    std::uint16_t inbound_qos_in_flight() const noexcept;
 
     struct flow_sink;
 
@@ -180,6 +182,10 @@ private:
     session::time_point last_packet_at_;
     std::uint16_t keep_alive_ = 0;                 // seconds, as in force
     std::uint16_t client_receive_maximum_ = 65535;
+    // QoS 1/2 PUBLISHes received on this connection and not answered yet with PUBACK,
+    // PUBCOMP or a failed PUBREC: the client's send quota in use, which Receive
+    // Maximum bounds, counted per connection as the client counts it [MQTT-3.3.4-9].
+    std::uint32_t inbound_in_flight_ = 0;
     std::uint32_t client_maximum_packet_size_ = 268'435'455;
     bool request_problem_information_ = true;
     session::inbound_aliases inbound_aliases_;

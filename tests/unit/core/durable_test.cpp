@@ -355,3 +355,28 @@ TEST_CASE("MQTT-4.3.3 restore: a released QoS 2 delivery without a packet id is 
     CHECK(only.topic == "r/t");
     CHECK_FALSE(c->receive());
 }
+
+TEST_CASE("MQTT-3.3.4-9 QoS 1 PUBLISHes waiting for the store count against Receive Maximum and their PUBACKs keep order") {
+    core::broker_settings settings;
+    settings.listeners.front().limits.receive_maximum = 2;
+    manual_store st;
+    fake_broker b(settings, 2, &st);
+    auto sub = b.connect(0);
+    auto pub = b.connect(1);
+    open(*sub, persistent("slow-keeper"), st);
+    open(*pub, transient("eager"), st);
+    subscribe_to(*sub, "k/#", 1, st);
+    pub->send(protocol_version::v5, message("k/1", "a", 1, 1));
+    // Not routed (nobody may publish to $SYS), answered at once: yet its PUBACK waits
+    // behind the first one's [MQTT-4.6.0-2].
+    pub->send(protocol_version::v5, message("$SYS/x", "b", 1, 2));
+    CHECK_FALSE(pub->receive());
+    st.commit();
+    CHECK(expect<puback>(*pub).packet_id == 1);
+    CHECK(expect<puback>(*pub).packet_id == 2);
+    // Two unanswered: the third exceeds Receive Maximum 2.
+    pub->send(protocol_version::v5, message("k/2", "c", 1, 3));
+    pub->send(protocol_version::v5, message("k/3", "d", 1, 4));
+    pub->send(protocol_version::v5, message("k/4", "e", 1, 5));
+    CHECK(expect<disconnect>(*pub).code == reason_code::receive_maximum_exceeded);
+}
