@@ -334,6 +334,14 @@ void connection::on_readable(const error_code& wait_ec) {
         wait_readable();
         return;
     }
+    if (ec == asio::error::eof && phase_ == phase::open) {
+        // The client half-closed (or closed): the packets it sent before still get their
+        // answers (CONNACK, PINGRESP, acknowledgements) before we close our side; the
+        // session learns of the close then, and a Will is due as for any lost connection.
+        closed_by_client_ = true;
+        close();
+        return;
+    }
     if (ec) {
         close_socket(ec == asio::error::eof ? "connection closed by client"
                      : tls_                 ? "TLS: " + tls_->last_error()
@@ -475,7 +483,7 @@ void connection::drain_after_close(const error_code& wait_ec) {
     error_code ec;
     const std::size_t n = socket().read_some(asio::buffer(buffer.data(), buffer.size()), ec);
     if ((ec && ec != asio::error::would_block && ec != asio::error::try_again) || (!ec && n == 0)) {
-        close_socket("closed");
+        close_socket(closed_by_client_ ? "connection closed by client" : "closed");
         return;
     }
     socket().async_wait(asio::ip::tcp::socket::wait_read,

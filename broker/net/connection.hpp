@@ -95,6 +95,7 @@ private:
     bool closing_ = false;   // protocol asked to close: finish writing, then close
     bool ws_close_sent_ = false;
     bool lingering_ = false; // FIN sent, discarding input until the peer closes
+    bool closed_by_client_ = false;  // EOF from the client: closing after our answers
     bool reads_paused_ = false;  // output full: reading resumes when a write completes
     bool closed_ = false;
     std::chrono::steady_clock::time_point handshake_deadline_{};

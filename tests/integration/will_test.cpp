@@ -58,6 +58,61 @@ TEST_CASE("[MQTT-3.1.2-8] the will is published when the network connection dies
     }
 }
 
+TEST_CASE("[MQTT-3.1.4-5] [MQTT-3.12.4-1] a client that half-closes after CONNECT and PINGREQ still gets CONNACK and PINGRESP then its Will") {
+    // Both packets are whole and handled before the FIN: their answers must not be lost
+    // with the close (the race is in the broker's read loop, so try it a few times).
+    broker_process broker;
+    will_watchers watch(broker, "half/#");
+    for (int round = 0; round < 10; ++round) {
+        for (std::uint8_t ver : {wire::v311, wire::v5}) {
+            INFO("round " << round << ", " << raw_version_name(ver));
+            const std::string id = "half-" + std::to_string(round) + "-" + raw_version_name(ver);
+            raw_client c(broker);
+            auto bytes = wire::connect(with_will(ver, id, "half/" + id));
+            const auto ping = wire::pingreq();
+            bytes.insert(bytes.end(), ping.begin(), ping.end());
+            c.set_version(ver);
+            c.send(bytes);
+            c.shutdown_send();
+            auto r = c.read();
+            REQUIRE_MESSAGE(r.what == raw_client::status::packet, "no CONNACK before the close");
+            CHECK(r.pkt.type() == wire::CONNACK);
+            r = c.read();
+            REQUIRE_MESSAGE(r.what == raw_client::status::packet, "no PINGRESP before the close");
+            CHECK(r.pkt.type() == wire::PINGRESP);
+            CHECK(c.expect_closed());
+            watch.expect_will("half/" + id, "will of " + id);  // no DISCONNECT: the Will is due
+        }
+    }
+}
+
+TEST_CASE("[MQTT-3.1.2-6] [MQTT-3.2.2-2] takeover of a session that lasts only as long as its connection starts a new one and sends the old Will") {
+    broker_process broker;
+    will_watchers watch(broker, "short/will/#");
+    for (std::uint8_t old_ver : {wire::v311, wire::v5}) {
+        INFO("old connection " << raw_version_name(old_ver));
+        const std::string id = std::string("short-") + raw_version_name(old_ver);
+        raw_client first(broker);
+        auto spec = with_will(old_ver, id, "short/will/" + id);
+        spec.clean = true;  // 3.1.1 Clean Session 1; v5 Session Expiry 0 (absent)
+        REQUIRE(first.connect(spec).reason == 0);
+        first.subscribe("short/data/" + id, wire::sub_options(1));
+        raw_client second(broker);
+        wire::connect_spec again;
+        again.version = wire::v5;
+        again.client_id = id;
+        again.clean = false;
+        auto ack = second.connect(again);
+        REQUIRE(ack.reason == 0);
+        CHECK_FALSE(ack.session_present);  // nothing of the old session is reused
+        watch.expect_will("short/will/" + id, "will of " + id);
+        raw_client pub(broker);
+        pub.connect(wire::v311, id + "-pub");
+        raw_publish(pub, "short/data/" + id, "x", 0);
+        CHECK(second.expect_silence(300ms));  // the old subscription went with the old session
+    }
+}
+
 TEST_CASE("[MQTT-3.1.2-10] [MQTT-3.14.4-3] no will after a normal DISCONNECT (3.1.1 v5 0x00)") {
     broker_process broker;
     will_watchers watch(broker, "will/#");

@@ -69,6 +69,10 @@ void raw_client::close() {
     fd_ = -1;
 }
 
+void raw_client::shutdown_send() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
 std::uint16_t raw_client::local_port() const {
     if (fd_ < 0) return 0;
     sockaddr_in addr{};

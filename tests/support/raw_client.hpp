@@ -81,6 +81,8 @@ public:
     void close();
     // RST (SO_LINGER 0): the network "dies" from the broker's view.
     void abort();
+    // Half-close: FIN, but the socket stays open for reading what the broker answers.
+    void shutdown_send();
     bool is_open() const { return fd_ >= 0; }
     // The socket, for poll(2) over several clients (-1 when closed). Read only through
     // read(): it may hold buffered bytes of the next packet.
