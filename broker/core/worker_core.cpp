@@ -373,14 +373,18 @@ void worker_core::dispatch(std::vector<routed_delivery>& deliveries) {
 }
 
 void worker_core::after_store(client_connection& source, store_bound_work work) {
-    work_chain& chain = chains_[source.stream_id()];
+    auto found = chains_.find(source.stream_id());
+    if (work.ops.empty() && (found == chains_.end() || found->second.pending.empty())) {
+        // Nothing to wait for. No chain is kept for an idle connection: thousands of
+        // them would each hold one for nothing.
+        work_chain now{&source, source.session_key(), {}};
+        complete(now, work, true);
+        return;
+    }
+    work_chain& chain = found != chains_.end() ? found->second : chains_[source.stream_id()];
     if (!chain.connection) {
         chain.connection = &source;
         chain.session_key = source.session_key();
-    }
-    if (work.ops.empty() && chain.pending.empty()) {
-        complete(chain, work, true);
-        return;
     }
     if (chain.pending.empty() || chain.pending.back().submitted) {
         chain.pending.push_back(pending_work{});
@@ -457,7 +461,8 @@ void worker_core::complete_ready(std::uint64_t chain_id) {
         for (store_bound_work& item : p.items) complete(chain, item, p.ok);
     }
     completing_ = 0;
-    if (chain.pending.empty() && !chain.connection) chains_.erase(it);
+    // Made again by the next after_store() that has to wait.
+    if (chain.pending.empty()) chains_.erase(it);
 }
 
 void worker_core::complete(work_chain& chain, store_bound_work& item, bool ok) {

@@ -12,7 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <deque>
+#include <list>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -231,7 +231,8 @@ private:
     struct work_chain {
         client_connection* connection = nullptr;  // null once it is gone
         std::uint64_t session_key = 0;
-        std::deque<pending_work> pending;
+        // A list, not a deque: an empty one allocates nothing.
+        std::list<pending_work> pending;
     };
     void on_committed(std::uint64_t chain, std::uint64_t work_id, bool ok);
     void complete_ready(std::uint64_t chain_id);
