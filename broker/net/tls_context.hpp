@@ -1,12 +1,14 @@
 // TLS configuration shared by every connection of a listener (or of a bridge): the
 // certificate and key, the CAs that verify the peer, and the random generator, loaded
 // and checked once. Backed by mbedTLS 2.28, which speaks TLS 1.2 only (no TLS 1.3 until
-// mbedTLS 3.x): TLS 1.2 is both the minimum and the maximum.
+// mbedTLS 3.x): TLS 1.2 is both the minimum and the maximum. A server context lets
+// clients resume their sessions (tickets, session ids) for tls_session_lifetime_s.
 //
 // Immutable after construction and safe to share between worker threads (Debian builds
-// mbedTLS with MBEDTLS_THREADING_C/PTHREAD: the random generator and the RSA blinding
-// values lock internally). Shared as std::shared_ptr<const tls_context>: a reload (SIGHUP)
-// builds a new context while open connections keep the one they started with.
+// mbedTLS with MBEDTLS_THREADING_C/PTHREAD: the random generator, the RSA blinding
+// values, the ticket keys and the session cache lock internally). Shared as
+// std::shared_ptr<const tls_context>: a reload (SIGHUP) builds a new context while open
+// connections keep the one they started with.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,12 @@
 namespace edgemq::net {
 
 enum class tls_role : std::uint8_t { server, client };
+
+// Server: how long a client may resume its TLS session (abbreviated handshake) after a
+// full one, by ticket or from the session-id cache, and how many sessions that cache
+// holds (clients with ticket support need no entry). As OpenSSL's default lifetime.
+inline constexpr std::uint32_t tls_session_lifetime_s = 7200;
+inline constexpr int tls_session_cache_entries = 256;
 
 // Server: whether a client certificate is asked for. `optional`: a client may send none
 // (then it is simply not authenticated), but one it sends must verify against ca_file,

@@ -6,6 +6,8 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_cache.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include <cstdint>
@@ -29,6 +31,10 @@ struct tls_context::native {
     mbedtls_x509_crt ca_chain;
     mbedtls_ssl_config config;
     std::vector<int> ciphersuites;  // zero-terminated; the config points into it
+    std::vector<mbedtls_ecp_group_id> curves;  // MBEDTLS_ECP_DP_NONE-terminated; likewise
+    // Server only: session resumption, by ticket (RFC 5077) or by session id.
+    mbedtls_ssl_ticket_context tickets;
+    mbedtls_ssl_cache_context cache;
 };
 
 // mbedtls_strerror as a string ("SSL - ..." or "X509 - ... : ASN1 - ...").

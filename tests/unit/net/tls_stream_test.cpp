@@ -942,6 +942,62 @@ TEST_CASE("openssl s_client talks to the server stream") {
     CHECK_MESSAGE(contains(result.output, "TLSv1.2"), result.output);
 }
 
+TEST_CASE("a client resumes its TLS session with a ticket and keeps its certificate identity") {
+    // openssl s_client saves the session of a full handshake, then resumes it in a second
+    // process: an abbreviated handshake (no certificates, no key exchange), after which
+    // the server still knows the client certificate's CN, the user name of a listener
+    // with use_identity_as_username.
+    temp_dir dir("tls-resume");
+    const std::string session_file = (dir.path() / "session.pem").string();
+    const auto ctx = server_context(client_certificates::required);
+    asio::io_context ioc;
+    tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    const std::string port = std::to_string(acceptor.local_endpoint().port());
+
+    auto one_connection = [&](const std::string& session_option) {
+        process_result result;
+        std::thread client([&] {
+            result = run_process({"openssl", "s_client", "-connect", "127.0.0.1:" + port, "-servername", "localhost",
+                                  "-CAfile", certs().ca_cert.string(), "-verify_return_error", "-cert",
+                                  certs().client_cert.string(), "-key", certs().client_key.string(), session_option,
+                                  session_file, "-ign_eof"},
+                                 scaled(20s));
+        });
+        tcp::socket socket = acceptor.accept();
+        socket.non_blocking(true);
+        tls_stream server(std::move(socket), ctx);
+        bool finished = false;
+        error_code handshake_ec;
+        char buf[256];
+        server.async_handshake([&](const error_code& ec) {
+            handshake_ec = ec;
+            if (ec) {
+                finished = true;
+                return;
+            }
+            server.async_shutdown([&](const error_code&) {
+                server.async_read_some(asio::buffer(buf), [&](const error_code&, std::size_t) { finished = true; });
+            });
+        });
+        const bool done = run_until(ioc, [&] { return finished; }, 20s);
+        server.next_layer().close();
+        client.join();
+        REQUIRE(done);
+        CHECK_MESSAGE(!handshake_ec, server.last_error());
+        CHECK(server.peer_identity(identity::common_name) == "device-7");
+        return result.output;
+    };
+
+    const std::string first = one_connection("-sess_out");
+    CHECK_MESSAGE(contains(first, "New, TLSv1.2"), first);
+    CHECK_MESSAGE(contains(first, "TLS session ticket lifetime hint: 7200"), first);
+    // The key exchange runs on X25519, not on mbedTLS's default first choice secp521r1
+    // (several times the work).
+    CHECK_MESSAGE(contains(first, "Server Temp Key: X25519"), first);
+    const std::string second = one_connection("-sess_in");
+    CHECK_MESSAGE(contains(second, "Reused, TLSv1.2"), second);
+}
+
 TEST_CASE("mosquitto_pub publishes through the server stream") {
     if (run_process({"mosquitto_pub", "--help"}, 10s).output.find("mosquitto_pub") == std::string::npos) {
         MESSAGE("mosquitto_pub is not installed: skipped");
