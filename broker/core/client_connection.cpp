@@ -147,7 +147,11 @@ bool client_connection::handle_packet(const protocol::fixed_header& header, std:
         return handle_connect(header, body, rest);
     }
     if (header.type == packet_type::connect) {
-        fail(reason_code::protocol_error, "[MQTT-3.1.0-2] second CONNECT");
+        // A Protocol Error, and the connection closes [MQTT-3.1.0-2]; without a
+        // DISCONNECT, which is optional here [MQTT-4.13.1-1]: a client sending CONNECT is
+        // waiting for a CONNACK (the Paho interoperability client hangs when a DISCONNECT
+        // comes instead), and Mosquitto closes silently too.
+        fail(reason_code::protocol_error, "[MQTT-3.1.0-2] second CONNECT", /*tell_client=*/false);
         return false;
     }
     if (!protocol::sent_by_client(header.type)) {
@@ -631,9 +635,9 @@ void client_connection::handle_auth(const protocol::auth& a) {
     continue_exchange(a, {});
 }
 
-void client_connection::fail(reason_code code, const char* why) {
+void client_connection::fail(reason_code code, const char* why, bool tell_client) {
     if (closed()) return;
-    if (phase_ == phase::connected && version_ == protocol_version::v5) {
+    if (tell_client && phase_ == phase::connected && version_ == protocol_version::v5) {
         protocol::disconnect d;
         d.code = protocol::is_valid_for(protocol::reason_context::disconnect, code) ? code
                                                                                    : reason_code::unspecified_error;

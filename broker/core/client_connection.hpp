@@ -128,8 +128,9 @@ private:
     bool accept_connect(pending_connect& pending, std::string_view rest, protocol::properties extra);
     // The publish rate limit: false (and the client disconnected) when exceeded.
     bool within_rate(std::size_t payload_bytes);
-    // Protocol violation or resource limit: DISCONNECT with `code` (v5), close, Will due.
-    void fail(protocol::reason_code code, const char* why);
+    // Protocol violation or resource limit: DISCONNECT with `code` (v5, unless
+    // !tell_client), close, Will due.
+    void fail(protocol::reason_code code, const char* why, bool tell_client = true);
     void fail(const protocol::error& err) { fail(err.code, err.what); }
     // Ends the connection; `why` decides what happens to the Will.
     void finish(worker_core::detach_reason why, std::string_view log_reason);

@@ -107,8 +107,8 @@ TEST_CASE("MQTT-3.1.0-2 a second CONNECT is a protocol error") {
     auto c = b.connect();
     open(*c, make_connect("twice"));
     c->send(protocol_version::v5, make_connect("twice"));
-    CHECK(expect<disconnect>(*c).code == reason_code::protocol_error);
     CHECK(c->closed());
+    CHECK_FALSE(c->receive());  // no DISCONNECT: the client is waiting for a CONNACK
 }
 
 TEST_CASE("MQTT-3.1.4-3 takeover: the old v5 connection gets DISCONNECT 0x8E, even from another worker") {
