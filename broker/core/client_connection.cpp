@@ -977,5 +977,4 @@ void client_connection::add_reason(protocol::properties& props, const char* why)
     if (request_problem_information_ && why && *why) props.reason_string = why;
 }
 
-
 }  // namespace edgemq::core

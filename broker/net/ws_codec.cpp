@@ -82,12 +82,20 @@ bool frame_decoder::parse_header(std::string& control_out) {
     if (length == 126) {
         length = (std::uint64_t{header_[2]} << 8) | header_[3];
         at = 4;
+        if (length < 126) {
+            fail(control_out, close_code::protocol_error, "frame length not in its shortest form (RFC 6455 5.2)");
+            return false;
+        }
     } else if (length == 127) {
         length = 0;
         for (int i = 0; i < 8; ++i) length = (length << 8) | header_[2 + i];
         at = 10;
         if (length >> 63) {
             fail(control_out, close_code::protocol_error, "frame length with the most significant bit set");
+            return false;
+        }
+        if (length <= 0xFFFF) {
+            fail(control_out, close_code::protocol_error, "frame length not in its shortest form (RFC 6455 5.2)");
             return false;
         }
     }

@@ -162,6 +162,13 @@ TEST_CASE("Protocol violations close with 1002") {
     std::string huge = client_frame(2, "");
     huge[1] = static_cast<char>(0x80 | 127);
     huge.insert(2, std::string("\x80\0\0\0\0\0\0\0", 8));
+    // "x" with its length 1 in the 16-bit and in the 64-bit form: not the shortest.
+    std::string long16 = client_frame(2, "x");
+    long16[1] = static_cast<char>(0x80 | 126);
+    long16.insert(2, std::string("\0\x01", 2));
+    std::string long64 = client_frame(2, "x");
+    long64[1] = static_cast<char>(0x80 | 127);
+    long64.insert(2, std::string("\0\0\0\0\0\0\0\x01", 8));
     const std::vector<violation> cases = {
         {"unmasked client frame", client_frame(2, "x", true, {}, false)},
         {"RSV bit without extension", rsv},
@@ -175,6 +182,8 @@ TEST_CASE("Protocol violations close with 1002") {
         {"close status 1005 may not be sent", client_frame(8, std::string("\x03\xED", 2))},
         {"close status 999", client_frame(8, std::string("\x03\xE7", 2))},
         {"64-bit length with the top bit set", huge},
+        {"length 1 in the 16-bit form", long16},
+        {"length 1 in the 64-bit form", long64},
     };
     for (const auto& c : cases) {
         CAPTURE(c.what);
