@@ -895,107 +895,111 @@ TEST_CASE("release and adopt move a connection to another io_context mid-stream"
     CHECK(back == upload);
 }
 
-TEST_CASE("openssl s_client talks to the server stream") {
+// One openssl s_client run (client certificate of "device-7", plus `options`) against a
+// server tls_stream on `ctx`: after the handshake the server writes `greeting` (if any),
+// sends close_notify and reads until the client's answer.
+struct s_client_run {
+    process_result client;
+    error_code handshake;
+    error_code after_close;  // what the read after our close_notify gave
+    std::string server_error;
+    std::optional<std::string> identity;  // the client certificate's CN as the server saw it
+};
+
+s_client_run serve_s_client(const std::shared_ptr<const tls_context>& ctx, const std::vector<std::string>& options,
+                            const std::string& greeting = {}) {
     asio::io_context ioc;
     tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    const std::string port = std::to_string(acceptor.local_endpoint().port());
-    process_result result;
-    std::thread client([&] {
-        result = run_process({"openssl", "s_client", "-connect", "127.0.0.1:" + port, "-servername", "localhost",
-                              "-CAfile", certs().ca_cert.string(), "-verify_return_error", "-verify_hostname",
-                              "localhost", "-cert", certs().client_cert.string(), "-key", certs().client_key.string(),
-                              "-ign_eof"},
-                             scaled(20s));
-    });
+    std::vector<std::string> args = {"openssl", "s_client", "-connect",
+                                     "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()),
+                                     "-servername", "localhost", "-CAfile", certs().ca_cert.string(),
+                                     "-verify_return_error", "-cert", certs().client_cert.string(), "-key",
+                                     certs().client_key.string(), "-ign_eof"};
+    args.insert(args.end(), options.begin(), options.end());
+    s_client_run run;
+    std::thread client([&] { run.client = run_process(args, scaled(20s)); });
     tcp::socket socket = acceptor.accept();
     socket.non_blocking(true);
-    tls_stream server(std::move(socket), server_context(client_certificates::required));
+    tls_stream server(std::move(socket), ctx);
     bool finished = false;
-    error_code handshake_ec;
     char buf[256];
+    auto close_and_drain = [&] {
+        server.async_shutdown([&](const error_code&) {
+            // s_client answers our close_notify with its own and exits.
+            server.async_read_some(asio::buffer(buf), [&](const error_code& rec, std::size_t) {
+                run.after_close = rec;
+                finished = true;
+            });
+        });
+    };
     server.async_handshake([&](const error_code& ec) {
-        handshake_ec = ec;
+        run.handshake = ec;
         if (ec) {
             finished = true;
             return;
         }
-        static const std::string greeting = "hello from edgemq\n";
+        if (greeting.empty()) return close_and_drain();
         asio::async_write(server, asio::buffer(greeting), [&](const error_code& wec, std::size_t) {
             CHECK(!wec);
-            server.async_shutdown([&](const error_code&) {
-                // s_client answers our close_notify with its own and exits.
-                server.async_read_some(asio::buffer(buf), [&](const error_code& rec, std::size_t) {
-                    CHECK(rec == asio::error::eof);
-                    finished = true;
-                });
-            });
+            close_and_drain();
         });
     });
     const bool done = run_until(ioc, [&] { return finished; }, 20s);
     server.next_layer().close();
     client.join();
     REQUIRE(done);
-    CHECK_MESSAGE(!handshake_ec, server.last_error());
-    CHECK(server.peer_identity(identity::common_name) == "device-7");
-    CHECK_MESSAGE(contains(result.output, "hello from edgemq"), result.output);
-    CHECK_MESSAGE(contains(result.output, "Verify return code: 0 (ok)"), result.output);
-    CHECK_MESSAGE(contains(result.output, "TLSv1.2"), result.output);
+    run.server_error = server.last_error();
+    run.identity = server.peer_identity(identity::common_name);
+    return run;
 }
 
-TEST_CASE("a client resumes its TLS session with a ticket and keeps its certificate identity") {
-    // openssl s_client saves the session of a full handshake, then resumes it in a second
+TEST_CASE("openssl s_client talks to the server stream") {
+    const auto run = serve_s_client(server_context(client_certificates::required), {"-verify_hostname", "localhost"},
+                                    "hello from edgemq\n");
+    CHECK_MESSAGE(!run.handshake, run.server_error);
+    CHECK(run.after_close == asio::error::eof);
+    CHECK(run.identity == "device-7");
+    CHECK_MESSAGE(contains(run.client.output, "hello from edgemq"), run.client.output);
+    CHECK_MESSAGE(contains(run.client.output, "Verify return code: 0 (ok)"), run.client.output);
+    CHECK_MESSAGE(contains(run.client.output, "TLSv1.2"), run.client.output);
+}
+
+TEST_CASE("a client resumes its TLS session with a ticket or a session id and keeps its certificate identity") {
+    // openssl s_client saves the session of a full handshake, then resumes it in another
     // process: an abbreviated handshake (no certificates, no key exchange), after which
     // the server still knows the client certificate's CN, the user name of a listener
     // with use_identity_as_username.
     temp_dir dir("tls-resume");
     const std::string session_file = (dir.path() / "session.pem").string();
     const auto ctx = server_context(client_certificates::required);
-    asio::io_context ioc;
-    tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    const std::string port = std::to_string(acceptor.local_endpoint().port());
-
-    auto one_connection = [&](const std::string& session_option) {
-        process_result result;
-        std::thread client([&] {
-            result = run_process({"openssl", "s_client", "-connect", "127.0.0.1:" + port, "-servername", "localhost",
-                                  "-CAfile", certs().ca_cert.string(), "-verify_return_error", "-cert",
-                                  certs().client_cert.string(), "-key", certs().client_key.string(), session_option,
-                                  session_file, "-ign_eof"},
-                                 scaled(20s));
-        });
-        tcp::socket socket = acceptor.accept();
-        socket.non_blocking(true);
-        tls_stream server(std::move(socket), ctx);
-        bool finished = false;
-        error_code handshake_ec;
-        char buf[256];
-        server.async_handshake([&](const error_code& ec) {
-            handshake_ec = ec;
-            if (ec) {
-                finished = true;
-                return;
-            }
-            server.async_shutdown([&](const error_code&) {
-                server.async_read_some(asio::buffer(buf), [&](const error_code&, std::size_t) { finished = true; });
-            });
-        });
-        const bool done = run_until(ioc, [&] { return finished; }, 20s);
-        server.next_layer().close();
-        client.join();
-        REQUIRE(done);
-        CHECK_MESSAGE(!handshake_ec, server.last_error());
-        CHECK(server.peer_identity(identity::common_name) == "device-7");
-        return result.output;
+    auto connect_with = [&](std::shared_ptr<const tls_context> server_ctx, std::vector<std::string> options) {
+        auto run = serve_s_client(server_ctx, options);
+        CHECK_MESSAGE(!run.handshake, run.server_error);
+        CHECK(run.identity == "device-7");
+        return run.client.output;
     };
 
-    const std::string first = one_connection("-sess_out");
+    const std::string first = connect_with(ctx, {"-sess_out", session_file});
     CHECK_MESSAGE(contains(first, "New, TLSv1.2"), first);
     CHECK_MESSAGE(contains(first, "TLS session ticket lifetime hint: 7200"), first);
     // The key exchange runs on X25519, not on mbedTLS's default first choice secp521r1
     // (several times the work).
     CHECK_MESSAGE(contains(first, "Server Temp Key: X25519"), first);
-    const std::string second = one_connection("-sess_in");
-    CHECK_MESSAGE(contains(second, "Reused, TLSv1.2"), second);
+    const std::string by_ticket = connect_with(ctx, {"-sess_in", session_file});
+    CHECK_MESSAGE(contains(by_ticket, "Reused, TLSv1.2"), by_ticket);
+
+    // A client without ticket support resumes from the server's session-id cache.
+    const std::string no_ticket = connect_with(ctx, {"-no_ticket", "-sess_out", session_file});
+    CHECK_MESSAGE(contains(no_ticket, "New, TLSv1.2"), no_ticket);
+    const std::string by_id = connect_with(ctx, {"-no_ticket", "-sess_in", session_file});
+    CHECK_MESSAGE(contains(by_id, "Reused, TLSv1.2"), by_id);
+
+    // A new context (what a SIGHUP reload builds) honours no session of the old one: the
+    // client makes a full handshake against the new certificates.
+    connect_with(ctx, {"-sess_out", session_file});
+    const std::string after_reload = connect_with(server_context(client_certificates::required),
+                                                  {"-sess_in", session_file});
+    CHECK_MESSAGE(contains(after_reload, "New, TLSv1.2"), after_reload);
 }
 
 TEST_CASE("mosquitto_pub publishes through the server stream") {
