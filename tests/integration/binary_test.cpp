@@ -319,7 +319,7 @@ void check_graceful_shutdown(int signo, const char* name) {
 
     // The clients closed their ends: the broker has no reason to linger.
     auto status = broker.wait_exit(5000ms);
-    REQUIRE_MESSAGE(status, "the broker did not exit within 5 s of " << name);
+    REQUIRE_MESSAGE(status, "the broker did not exit within 5 s of " << name << "; log:\n" << broker.log());
     CHECK(WIFEXITED(*status));
     CHECK(WEXITSTATUS(*status) == 0);
     CHECK(seconds_since(start) < 5.0 * time_scale());
@@ -347,6 +347,7 @@ TEST_CASE("edgemq SIGTERM with no clients exits 0 at once") {
     broker_process broker;
     const auto start = std::chrono::steady_clock::now();
     int status = broker.stop(5000ms, SIGTERM);
+    INFO(broker.log());
     CHECK(status != -1);  // -1: had to be killed
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);

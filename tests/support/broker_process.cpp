@@ -36,6 +36,31 @@ std::string env_or(const char* name, std::string fallback) {
     return (v && *v) ? std::string(v) : fallback;
 }
 
+// What each thread of a process that would not exit is doing: a hang that shows up once
+// in CI can be told apart (a lost signal: main in epoll_wait; a worker that never
+// finishes: main in futex; a slow disk: fsync) without a debugger.
+std::string describe_threads(pid_t pid) {
+    const auto read_line = [](const std::filesystem::path& p) {
+        std::ifstream in(p);
+        std::string line;
+        std::getline(in, line);
+        return line;
+    };
+    std::ostringstream out;
+    std::error_code ec;
+    const std::filesystem::path task = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& entry : std::filesystem::directory_iterator(task, ec)) {
+        const std::string stat = read_line(entry.path() / "stat");
+        const auto close_paren = stat.rfind(')');
+        const char state = close_paren != std::string::npos && close_paren + 2 < stat.size() ? stat[close_paren + 2] : '?';
+        out << "  thread " << entry.path().filename().string() << " (" << read_line(entry.path() / "comm")
+            << ") state " << state << " wchan " << read_line(entry.path() / "wchan") << " syscall "
+            << read_line(entry.path() / "syscall") << "\n";
+    }
+    if (ec) out << "  (cannot read " << task.string() << ": " << ec.message() << ")\n";
+    return out.str();
+}
+
 bool env_flag(const char* name) {
     const char* v = std::getenv(name);
     return v && *v && std::string_view(v) != "0";
@@ -403,7 +428,12 @@ std::optional<int> broker_process::wait_exit(std::chrono::milliseconds timeout) 
             return r == pid_ || (r < 0 && errno == ECHILD);
         },
         scaled(timeout), 2ms);
-    if (!exited) return std::nullopt;
+    if (!exited) {
+        const std::string threads = describe_threads(pid_);
+        std::lock_guard lock(log_mutex_);
+        log_ += "\n[broker_process] still running after the wait; its threads:\n" + threads;
+        return std::nullopt;
+    }
     pid_ = -1;
     reap_reader();
     return status;
@@ -422,11 +452,13 @@ int broker_process::stop(std::chrono::milliseconds grace, int signo) {
         grace, 2ms);
     int result = status;
     if (!exited) {
+        const std::string threads = describe_threads(pid_);
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, &status, 0);
         result = -1;
         std::lock_guard lock(log_mutex_);
-        log_ += "\n[broker_process] did not exit within grace period after SIGTERM; killed\n";
+        log_ += "\n[broker_process] did not exit within the grace period after signal " + std::to_string(signo) +
+                "; its threads then:\n" + threads + "[broker_process] killed\n";
     }
     pid_ = -1;
     reap_reader();
