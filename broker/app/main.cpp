@@ -12,6 +12,7 @@
 #include "broker/app/access.hpp"
 #include "broker/auth/passwd_command.hpp"
 #include "broker/app/data_dir.hpp"
+#include "broker/app/process_signals.hpp"
 #include "broker/app/version.hpp"
 #include "broker/config/config_file.hpp"
 #include "broker/core/log.hpp"
@@ -94,6 +95,9 @@ int main(int argc, char** argv) {
                                    "' is not one of error, warn, info, debug, trace");
         log::set_level(settings.log_level);
 
+        // Before the store's writer and the workers start, so that they inherit the mask:
+        // from here on SIGINT, SIGTERM and SIGHUP wait for the loop below.
+        app::process_signals signals;
         log::info("edgemq ", app::version, " starting");
         // Declared before the server: it outlives the workers that submit to it.
         std::unique_ptr<core::store> store;
@@ -121,13 +125,6 @@ int main(int argc, char** argv) {
 
         net::server server(settings.broker, app::version);
         server.shared().set_authorizer(access);
-        server.set_reload_handler([&server, auth_files] {
-            try {
-                server.shared().set_authorizer(app::load_authorizer(auth_files));
-            } catch (const std::exception& e) {
-                log::error("reload: keeping the previous password and ACL rules: ", e.what());
-            }
-        });
         if (store) {
             const auto restored = core::restore_state(server.shared(), store->load());
             server.shared().set_store(store.get());
@@ -136,7 +133,21 @@ int main(int argc, char** argv) {
                           restored.deliveries, " queued messages, ", restored.retained, " retained messages");
         }
         server.start();
-        server.run_until_signal();
+        for (;;) {
+            const int signo = signals.wait();
+            if (signo != SIGHUP) {
+                log::info("received ", signo == SIGINT ? "SIGINT" : "SIGTERM", ", shutting down");
+                break;
+            }
+            log::info("received SIGHUP, reloading certificates, password and ACL files");
+            server.reload_tls();
+            try {
+                server.shared().set_authorizer(app::load_authorizer(auth_files));
+            } catch (const std::exception& e) {
+                log::error("reload: keeping the previous password and ACL rules: ", e.what());
+            }
+        }
+        server.stop();
         if (store) store->close();  // everything the workers submitted is committed
         return 0;
     } catch (const app::usage_error& e) {

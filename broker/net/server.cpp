@@ -1,7 +1,5 @@
 #include "broker/net/server.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <thread>
 
 #include "broker/core/log.hpp"
@@ -10,13 +8,6 @@
 #include "broker/net/worker.hpp"
 
 namespace edgemq::net {
-
-namespace asio = boost::asio;
-
-struct server::signal_waiter {
-    asio::io_context context{1};
-    asio::signal_set signals{context, SIGINT, SIGTERM, SIGHUP};
-};
 
 namespace {
 
@@ -47,7 +38,6 @@ server::server(core::broker_settings settings, const char* version) : broker_(st
 server::~server() { stop(); }
 
 void server::start() {
-    signals_ = std::make_unique<signal_waiter>();
     std::vector<worker*> all;
     for (auto& w : workers_) all.push_back(w.get());
     for (const core::listener_settings& ls : broker_.settings().listeners) {
@@ -75,25 +65,6 @@ void server::start() {
     for (auto& w : workers_) w->start_thread();
     started_ = true;
     log::info("edgemq started with ", workers_.size(), " worker", workers_.size() == 1 ? "" : "s");
-}
-
-void server::run_until_signal() {
-    if (!signals_) return;
-    std::function<void(const boost::system::error_code&, int)> on_signal;
-    on_signal = [this, &on_signal](const boost::system::error_code& ec, int signo) {
-        if (ec) return;
-        if (signo == SIGHUP) {
-            log::info("received SIGHUP, reloading certificates, password and ACL files");
-            reload_tls();
-            if (on_reload_) on_reload_();
-            signals_->signals.async_wait(on_signal);
-            return;
-        }
-        log::info("received ", signo == SIGINT ? "SIGINT" : "SIGTERM", ", shutting down");
-    };
-    signals_->signals.async_wait(on_signal);
-    signals_->context.run();
-    stop();
 }
 
 void server::reload_tls() {

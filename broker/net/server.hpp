@@ -1,7 +1,6 @@
 // The running broker: the shared core state, the workers and the listeners.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,16 +23,13 @@ public:
 
     // Binds every listener (throws std::runtime_error naming the address on failure),
     // logs "listening <type> <address>:<port>" for each, and starts the worker threads.
-    // SIGINT and SIGTERM are caught from here on.
+    // Signals are not handled here (see app/process_signals.hpp).
     void start();
-    // Blocks until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP meanwhile
-    // reloads the TLS certificates and calls `on_reload` (password and ACL files).
-    void run_until_signal();
-    void set_reload_handler(std::function<void()> on_reload) { on_reload_ = std::move(on_reload); }
     // Reads every TLS listener's certificate, key and CA files again; a listener whose
     // files are broken keeps its previous ones (and the error is logged).
     void reload_tls();
-    // Stops accepting, disconnects every client and joins the workers.
+    // Stops accepting, disconnects every client (DISCONNECT 0x8B to v5 ones) and joins
+    // the workers.
     void stop();
 
     worker& worker_at(unsigned index) { return *workers_[index]; }
@@ -41,10 +37,7 @@ public:
     core::broker& shared() noexcept { return broker_; }
 
 private:
-    struct signal_waiter;
-    std::unique_ptr<signal_waiter> signals_;
     core::broker broker_;
-    std::function<void()> on_reload_;
     // Before the workers: connections (destroyed with their worker) point at their slot.
     std::vector<std::unique_ptr<listener_slot>> slots_;
     std::vector<std::unique_ptr<worker>> workers_;

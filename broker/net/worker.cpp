@@ -167,21 +167,25 @@ void worker::schedule_tick() {
 
 void worker::on_tick() {
     const auto now = std::chrono::steady_clock::now();
+    const bool shutdown_done = shutting_down_ && (connections_.empty() || now >= shutdown_deadline_);
+    // Armed first: were a tick to throw (the thread logs it and runs on), the ticks, and
+    // with them the end of a shutdown, must go on.
+    if (!shutdown_done) schedule_tick();
     std::vector<std::shared_ptr<connection>> open;
     open.reserve(connections_.size());
     for (auto& entry : connections_) open.push_back(entry.second);
-    for (auto& c : open) c->tick(now);
-    core_.tick();
-    if (shutting_down_ && (connections_.empty() || now >= shutdown_deadline_)) {
-        // Done: close what is left (a client may never answer our FIN), so that no
-        // socket operation keeps run() from returning.
+    if (shutdown_done) {
+        // Close what is left (a client may never answer our FIN), so that no socket
+        // operation keeps run() from returning.
         for (auto& c : open) c->abort("broker stopped");
         connections_.clear();
         connection_count_.store(0, std::memory_order_relaxed);
         work_guard_.reset();
+        core_.tick();
         return;
     }
-    schedule_tick();
+    for (auto& c : open) c->tick(now);
+    core_.tick();
 }
 
 }  // namespace edgemq::net
