@@ -881,7 +881,10 @@ TEST_CASE("release and adopt move a connection to another io_context mid-stream"
         downloaded = true;
     });
     const bool finished = run_until(client_ioc, [&] { return uploaded && downloaded; }, 30s);
-    // Let the worker finish its handlers and tear its stream down on its own thread.
+    // The client can have every byte before the worker's write has completed: its stream
+    // must outlive the operation (like a connection, which its handlers keep alive).
+    CHECK(wait_until([&] { return worker_done.load(); }, scaled(10s)));
+    // Then tear the stream down on the worker's own thread.
     asio::post(worker_ioc, [&] {
         adopted.reset();
         work.reset();
