@@ -132,8 +132,11 @@ worker_core::open_result worker_core::open_session(client_connection& conn, cons
             end_session(*s, /*release_home=*/false);
             s = nullptr;
         } else {
-            // Resumed in time: a delayed Will must not be sent [MQTT-3.1.3-9]; the new
-            // connection's Will replaces it.
+            // Resumed. 3.1.1 has no Will Delay: the old connection closed without a
+            // DISCONNECT, so its Will is due [MQTT-3.1.2-8] (Mosquitto drops it). In v5 the
+            // new connection came before the delay ran out, even a delay of 0, so it must
+            // not be sent [MQTT-3.1.3-9] [MQTT-3.1.2-8]. The new connection's Will replaces it.
+            if (s->will && s->version != protocol::protocol_version::v5) publish_will(*s);
             present = true;
         }
     }

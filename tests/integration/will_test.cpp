@@ -113,6 +113,34 @@ TEST_CASE("[MQTT-3.1.2-6] [MQTT-3.2.2-2] takeover of a session that lasts only a
     }
 }
 
+TEST_CASE("[MQTT-3.1.2-8] [MQTT-3.1.3-9] takeover of a persistent session: the old 3.1.1 connection's Will is published and a v5 one's is not") {
+    // 3.1.1 knows no Will Delay: the taken-over connection closes without DISCONNECT, so
+    // its Will is due (Mosquitto 2.0 drops it). In v5 the new connection arrived before
+    // the Will Delay (here 0) ran out after the close.
+    broker_process broker;
+    will_watchers watch(broker, "kept/will/#");
+    for (std::uint8_t old_ver : {wire::v311, wire::v5}) {
+        INFO("old connection " << raw_version_name(old_ver));
+        const std::string id = std::string("kept-") + raw_version_name(old_ver);
+        raw_client first(broker);
+        auto spec = with_will(old_ver, id, "kept/will/" + id);
+        spec.clean = false;
+        if (old_ver == wire::v5) spec.properties = session_expiry(60);
+        REQUIRE(first.connect(spec).reason == 0);
+        raw_client second(broker);
+        wire::connect_spec again;
+        again.version = old_ver;
+        again.client_id = id;
+        again.clean = false;
+        if (old_ver == wire::v5) again.properties = session_expiry(60);
+        auto ack = second.connect(again);
+        REQUIRE(ack.reason == 0);
+        CHECK(ack.session_present);
+        if (old_ver == wire::v5) CHECK(watch.silent(500ms));
+        else if (broker.kind() == broker_kind::edgemq) watch.expect_will("kept/will/" + id, "will of " + id);
+    }
+}
+
 TEST_CASE("[MQTT-3.1.2-10] [MQTT-3.14.4-3] no will after a normal DISCONNECT (3.1.1 v5 0x00)") {
     broker_process broker;
     will_watchers watch(broker, "will/#");
