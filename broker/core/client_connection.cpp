@@ -124,7 +124,15 @@ void client_connection::on_input(std::string_view bytes) {
 bool client_connection::handle_packet(const protocol::fixed_header& header, std::string_view body,
                                       std::string_view rest) {
     if (phase_ == phase::authenticating) {
-        // Between CONNECT and CONNACK only AUTH may come [MQTT-4.12.0-?].
+        // Between a CONNECT with an Authentication Method and its CONNACK only AUTH (or
+        // DISCONNECT) may come (v5 3.1.2.11.9, 4.12).
+        if (header.type == packet_type::disconnect) {
+            // The client gives up: nothing was accepted, so no CONNACK and no Will.
+            log::debug("closing ", peer_, ": DISCONNECT during the authentication exchange");
+            phase_ = phase::closed;
+            io_.close();
+            return false;
+        }
         if (header.type != packet_type::auth) {
             refuse_connect(version_, reason_code::protocol_error, "only AUTH may follow a CONNECT being authenticated");
             return false;
@@ -228,7 +236,7 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         if (v5 && c.will->props.payload_format_indicator.value_or(0) == 1 &&
             !protocol::is_valid_utf8(c.will->payload)) {
             refuse_connect(version_, reason_code::payload_format_invalid,
-                           "[MQTT-3.1.3-?] Will payload is not UTF-8 as its format indicator says");
+                           "Will payload is not UTF-8 as its format indicator says (3.1.3.2.3)");
             return false;
         }
     }
@@ -315,9 +323,9 @@ bool client_connection::continue_exchange(const protocol::auth& a, std::string_v
                                                                 (a.code == reason_code::continue_authentication && exchange_);
     if (!expected) {
         if (phase_ == phase::authenticating) {
-            refuse_connect(version_, reason_code::protocol_error, "[MQTT-4.12.0-?] unexpected AUTH reason code");
+            refuse_connect(version_, reason_code::protocol_error, "[MQTT-4.12.0-3] unexpected AUTH reason code");
         } else {
-            fail(reason_code::protocol_error, "[MQTT-4.12.1-?] unexpected AUTH reason code");
+            fail(reason_code::protocol_error, "[MQTT-4.12.1-1] unexpected AUTH reason code");
         }
         return false;
     }
@@ -354,7 +362,7 @@ bool client_connection::exchange_step(auth_exchange::step step, std::string_view
         return false;
     }
     if (!connecting) {
-        protocol::auth done;  // [MQTT-4.12.1-?] AUTH Success ends a re-authentication
+        protocol::auth done;  // AUTH Success ends a re-authentication (4.12.1)
         done.props.authentication_method = auth_method_;
         if (!step.data.empty()) done.props.authentication_data = std::move(step.data);
         send(done);
@@ -479,7 +487,7 @@ void client_connection::handle_publish(protocol::publish& p) {
             return fail(reason_code::topic_alias_invalid, "[MQTT-3.3.2-9] Topic Alias above Topic Alias Maximum");
         if (p.topic.empty()) {
             const std::string* topic = inbound_aliases_.resolve(alias);
-            if (!topic) return fail(reason_code::protocol_error, "[MQTT-3.3.4-?] Topic Alias not defined on this connection");
+            if (!topic) return fail(reason_code::protocol_error, "Topic Alias not defined on this connection (3.3.2.3.4)");
             p.topic = *topic;
         } else {
             inbound_aliases_.define(alias, p.topic);
@@ -494,7 +502,7 @@ void client_connection::handle_publish(protocol::publish& p) {
     if (p.qos > 0 && !duplicate_qos2) ++inbound_in_flight_;
     const packet_type ack = p.qos == 1 ? packet_type::puback : p.qos == 2 ? packet_type::pubrec : packet_type::reserved;
 
-    // [MQTT-3.3.2-?] A receiver MAY check the Payload Format Indicator.
+    // A receiver MAY check the Payload Format Indicator (3.3.2.3.2).
     if (v5 && p.props.payload_format_indicator.value_or(0) == 1 && !protocol::is_valid_utf8(p.payload)) {
         if (p.qos == 0) return fail(reason_code::payload_format_invalid, "payload is not the UTF-8 its format indicator says");
         return ack_in_order(ack, p.packet_id, reason_code::payload_format_invalid);
@@ -566,7 +574,7 @@ void client_connection::handle_pubrec(const protocol::pubrec& p) {
             send_ack(packet_type::pubrel, p.packet_id, reason_code::success);
             break;
         case outcome::unknown_id:
-            // [MQTT-4.3.3-?] v5 says which id was unknown; 3.1.1 has no way to, and a
+            // v5 says which id was unknown (PUBREL 0x92, 3.6.2.1); 3.1.1 has no way to, and a
             // PUBREL lets the client finish its side.
             send_ack(packet_type::pubrel, p.packet_id, reason_code::packet_identifier_not_found);
             break;
@@ -629,7 +637,7 @@ void client_connection::handle_disconnect(const protocol::disconnect& p) {
 
 void client_connection::handle_auth(const protocol::auth& a) {
     if (auth_method_.empty()) {
-        // No Authentication Method was agreed in CONNECT [MQTT-4.12.0-?].
+        // No Authentication Method was agreed in CONNECT [MQTT-4.12.0-7].
         return fail(reason_code::protocol_error, "AUTH without an Authentication Method in CONNECT");
     }
     continue_exchange(a, {});

@@ -105,7 +105,7 @@ struct broker_settings {
     // deliveries wait in the session queue (where the queue limits apply).
     std::size_t max_output_buffer = 1 << 20;
     // Response Information for v5 clients that ask for it (Request Response Information
-    // = 1) [MQTT-3.2.2-?]: the basis of their response topics. "%c" becomes the client
+    // = 1) (3.2.2.3.15): the basis of their response topics. "%c" becomes the client
     // id. Empty: none is sent.
     std::string response_information;
     // Seconds between updates of the retained $SYS/broker/... statistics; 0 disables.

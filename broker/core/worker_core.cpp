@@ -46,7 +46,7 @@ struct match_collector {
         if (who.key != msg.origin && who.status->backlogged.load(std::memory_order_relaxed)) backlogged = true;
     }
 
-    // One message per shared group [MQTT-4.8.2-?]: round robin over the members,
+    // One message per shared group (4.8.2): round robin over the members,
     // skipping those that are offline while any member is online.
     template <class Members>
     void on_shared_group(const Members& members, std::size_t start) {
@@ -684,7 +684,7 @@ void worker_core::subscribe(client_session& s, const protocol::subscribe& packet
             work.ops.push_back(store_ops::put_subscription{{session_id, entry.filter, options, identifier}});
 
         // Retained messages go to new non-shared subscriptions per Retain Handling
-        // [MQTT-3.3.1-9..11]; never to shared ones [MQTT-4.8.2-?].
+        // [MQTT-3.3.1-9..11]; never to shared ones (4.8.2).
         if (protocol::split_shared(entry.filter)) continue;
         if (options.retain_handling == 2 || (options.retain_handling == 1 && existed)) continue;
         broker_.match_retained(entry.filter, now, [&](const message_ptr& msg) {

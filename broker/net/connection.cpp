@@ -288,7 +288,7 @@ bool connection::deliver_input(std::span<char> bytes) {
     if (closed_ || closing_) return false;
     if (ws_ && ws_->current() != ws::frame_decoder::state::open) {
         // The client closed the WebSocket (or broke it): answer, then end like a lost
-        // connection (the Will is due unless DISCONNECT came first) [MQTT-6.0.0-?].
+        // connection (the Will is due unless DISCONNECT came first; v5 3.1.2.5).
         ws_close_sent_ = true;  // the answering Close is in ws_control_out_
         protocol_.on_transport_closed(ws_->current() == ws::frame_decoder::state::closing ? "WebSocket closed by client"
                                                                                           : ws_->error());

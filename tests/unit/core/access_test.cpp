@@ -351,6 +351,20 @@ TEST_CASE("MQTT-4.12 enhanced authentication: challenge and success or failure o
         CHECK(expect<connack>(*c).code == reason_code::protocol_error);
         CHECK(c->closed());
     }
+    {
+        // A client may give up with DISCONNECT instead (3.1.2.11.9): closed, no CONNACK.
+        auto c = r.broker.connect();
+        connect conn = make_connect("x5", protocol_version::v5);
+        conn.props.authentication_method = "PING";
+        c->version = protocol_version::v5;
+        c->send(protocol_version::v5, conn);
+        expect<auth>(*c);
+        c->send(protocol_version::v5, disconnect{});
+        CHECK(c->closed());
+        CHECK_FALSE(c->receive().has_value());
+        auto again = r.broker.connect(1);
+        CHECK(open(*again, make_connect("x5", protocol_version::v5, "alice", "secret")).code == reason_code::success);
+    }
 }
 
 TEST_CASE("Publish rate limit disconnects with 0x96 Message rate too high") {
