@@ -82,6 +82,7 @@ class fake_broker;
 class fake_connection final : public core::connection_io {
 public:
     fake_connection(fake_broker& owner, unsigned worker, std::string peer);
+    ~fake_connection() override;  // leaves the broker's list: advance() must not tick it
 
     // Sends raw bytes as if read from the socket, then runs the workers.
     void send_bytes(std::string_view bytes);
@@ -168,6 +169,8 @@ inline fake_connection::fake_connection(fake_broker& owner, unsigned worker, std
                                                           owner.shared().settings().listeners.front())) {
     owner_.live_.push_back(this);
 }
+
+inline fake_connection::~fake_connection() { std::erase(owner_.live_, this); }
 
 inline void fake_connection::send_bytes(std::string_view bytes) {
     protocol_->on_input(bytes);
