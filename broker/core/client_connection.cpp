@@ -94,8 +94,7 @@ void client_connection::on_input(std::string_view bytes) {
         if (phase_ == phase::awaiting_connect || phase_ == phase::authenticating) {
             if (header.packet_size() > std::min(cfg.max_connect_packet_size, limits_.max_packet_size)) {
                 log::debug("closing ", peer_, ": CONNECT of ", header.packet_size(), " bytes is too large");
-                phase_ = phase::closed;
-                io_.close();
+                close_before_session();
                 break;
             }
         } else if (header.packet_size() > limits_.max_packet_size) {
@@ -129,8 +128,7 @@ bool client_connection::handle_packet(const protocol::fixed_header& header, std:
         if (header.type == packet_type::disconnect) {
             // The client gives up: nothing was accepted, so no CONNACK and no Will.
             log::debug("closing ", peer_, ": DISCONNECT during the authentication exchange");
-            phase_ = phase::closed;
-            io_.close();
+            close_before_session();
             return false;
         }
         if (header.type != packet_type::auth) {
@@ -148,8 +146,7 @@ bool client_connection::handle_packet(const protocol::fixed_header& header, std:
         if (header.type != packet_type::connect) {
             // [MQTT-3.1.0-1]: the first packet must be CONNECT; no CONNACK for anything else.
             log::debug("closing ", peer_, ": first packet is ", protocol::to_string(header.type), ", not CONNECT");
-            phase_ = phase::closed;
-            io_.close();
+            close_before_session();
             return false;
         }
         return handle_connect(header, body, rest);
@@ -202,8 +199,7 @@ bool client_connection::handle_connect(const protocol::fixed_header& header, std
         } else {
             // [MQTT-3.1.4-1]: a 3.1.1 CONNECT that does not conform closes without CONNACK.
             log::info("connection refused: ", peer_, ": malformed CONNECT: ", err.what);
-            phase_ = phase::closed;
-            io_.close();
+            close_before_session();
         }
         return false;
     }
@@ -375,7 +371,11 @@ bool client_connection::exchange_step(auth_exchange::step step, std::string_view
     extra.authentication_method = auth_method_;
     if (!step.data.empty()) extra.authentication_data = std::move(step.data);
     phase_ = phase::awaiting_connect;
-    return accept_connect(*pending, rest, std::move(extra));
+    // Refused after the exchange (a Will the user may not publish, ...): the claim on the
+    // client id goes back, as on every other way out (abandon_home keeps a session's).
+    if (accept_connect(*pending, rest, std::move(extra))) return true;
+    core_.abandon_home(pending->client_id);
+    return false;
 }
 
 bool client_connection::accept_connect(pending_connect& pending, std::string_view rest, protocol::properties extra) {
@@ -460,13 +460,19 @@ void client_connection::refuse_connect(protocol_version version, reason_code cod
     protocol::encode(version, ack, output_.bytes());
     io_.output_ready();
     log::info("connection refused: ", peer_, ": ", protocol::to_string(code), ": ", why);
+    close_before_session();
+}
+
+void client_connection::close_before_session() {
+    give_back_pending_claim();
     phase_ = phase::closed;
-    if (pending_) {
-        // The claim on the client id taken for the AUTH exchange goes with it.
-        core_.abandon_home(pending_->client_id);
-        pending_.reset();
-    }
     io_.close();
+}
+
+void client_connection::give_back_pending_claim() {
+    if (!pending_) return;
+    core_.abandon_home(pending_->client_id);
+    pending_.reset();
 }
 
 void client_connection::handle_publish(protocol::publish& p) {
@@ -657,8 +663,7 @@ void client_connection::fail(reason_code code, const char* why, bool tell_client
     if (phase_ == phase::connected) {
         finish(worker_core::detach_reason::with_will, why);
     } else {
-        phase_ = phase::closed;
-        io_.close();
+        close_before_session();
     }
 }
 
@@ -679,7 +684,7 @@ void client_connection::finish(worker_core::detach_reason why, std::string_view 
 
 void client_connection::on_transport_closed(std::string_view why) {
     if (closed()) return;
-    if (phase_ == phase::authenticating && pending_) core_.abandon_home(pending_->client_id);
+    give_back_pending_claim();
     if (phase_ == phase::connected) {
         finish(worker_core::detach_reason::with_will, why);  // [MQTT-3.1.2-8]: the Will is due
     } else {
@@ -693,8 +698,7 @@ void client_connection::tick() {
     if (phase_ == phase::awaiting_connect || phase_ == phase::authenticating) {
         if (now - opened_at_ >= limits_.connect_timeout) {
             log::debug("closing ", peer_, ": no CONNECT within the connect timeout");
-            phase_ = phase::closed;
-            io_.close();
+            close_before_session();
         }
         return;
     }
@@ -713,8 +717,7 @@ void client_connection::shut_down() {
     if (phase_ == phase::connected) {
         finish(worker_core::detach_reason::shutdown, "broker shutting down");
     } else {
-        phase_ = phase::closed;
-        io_.close();
+        close_before_session();
     }
 }
 
@@ -783,8 +786,7 @@ void client_connection::send(const protocol::packet& p) {
                 if (phase_ == phase::connected) {
                     finish(worker_core::detach_reason::with_will, "Maximum Packet Size too small");
                 } else {
-                    phase_ = phase::closed;
-                    io_.close();
+                    close_before_session();
                 }
             }
             return;

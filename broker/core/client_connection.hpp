@@ -118,6 +118,10 @@ private:
     void handle_auth(const protocol::auth& p);
 
     void refuse_connect(protocol::protocol_version version, protocol::reason_code code, const char* why);
+    // Closes a connection that never got a session (nothing more is written), giving
+    // back the claim on the client id an unfinished AUTH exchange holds.
+    void close_before_session();
+    void give_back_pending_claim();
     // Who the client is, from its certificate, password or AUTH exchange; false when
     // the CONNECT was refused.
     bool authenticate(protocol::connect& c);

@@ -287,20 +287,32 @@ TEST_CASE("New rules remove subscriptions they no longer allow and deliveries st
 TEST_CASE("MQTT-4.12 enhanced authentication: challenge and success or failure or unknown method") {
     rig r;
     r.rules->exchange_method = "PING";
-    {
-        auto c = r.broker.connect();
-        connect conn = make_connect("x1", protocol_version::v5);
+    // CONNECT naming the PING method, on worker 0; the broker answers with its challenge.
+    const auto start_exchange = [&](const std::string& id, std::optional<will_message> will = std::nullopt) {
+        auto c = r.broker.connect(0);
+        connect conn = make_connect(id, protocol_version::v5);
         conn.props.authentication_method = "PING";
+        conn.will = std::move(will);
         c->version = protocol_version::v5;
         c->send(protocol_version::v5, conn);
+        return c;
+    };
+    const auto answer = [](std::string data) {
+        auth a;
+        a.code = reason_code::continue_authentication;
+        a.props.authentication_method = "PING";
+        a.props.authentication_data = std::move(data);
+        return a;
+    };
+    // Every way out of an unfinished exchange gives worker 0's claim on the client id
+    // back: worker 1 may then take the id itself.
+    const auto id_is_free = [&](const std::string& id) { return r.broker.shared().claim_home(id, 1) == 1; };
+    {
+        auto c = start_exchange("x1");
         auto challenge = expect<auth>(*c);
         CHECK(challenge.code == reason_code::continue_authentication);
         CHECK(challenge.props.authentication_data == std::optional<std::string>("ping"));
-        auth answer;
-        answer.code = reason_code::continue_authentication;
-        answer.props.authentication_method = "PING";
-        answer.props.authentication_data = "pong";
-        c->send(protocol_version::v5, answer);
+        c->send(protocol_version::v5, answer("pong"));
         auto ack = expect<connack>(*c);
         CHECK(ack.code == reason_code::success);
         CHECK(ack.props.authentication_method == std::optional<std::string>("PING"));
@@ -310,26 +322,17 @@ TEST_CASE("MQTT-4.12 enhanced authentication: challenge and success or failure o
         again.props.authentication_method = "PING";
         c->send(protocol_version::v5, again);
         CHECK(expect<auth>(*c).code == reason_code::continue_authentication);
-        answer.props.authentication_data = "pong";
-        c->send(protocol_version::v5, answer);
+        c->send(protocol_version::v5, answer("pong"));
         CHECK(expect<auth>(*c).code == reason_code::success);
         CHECK(!c->closed());
     }
     {
-        auto c = r.broker.connect();
-        connect conn = make_connect("x2", protocol_version::v5);
-        conn.props.authentication_method = "PING";
-        c->version = protocol_version::v5;
-        c->send(protocol_version::v5, conn);
+        auto c = start_exchange("x2");
         expect<auth>(*c);
-        auth answer;
-        answer.code = reason_code::continue_authentication;
-        answer.props.authentication_method = "PING";
-        answer.props.authentication_data = "wrong";
-        c->send(protocol_version::v5, answer);
+        c->send(protocol_version::v5, answer("wrong"));
         CHECK(expect<connack>(*c).code == reason_code::not_authorized);
         CHECK(c->closed());
-        // The client id is free again: another client may take it on any worker.
+        CHECK(id_is_free("x2"));
         auto again = r.broker.connect(1);
         CHECK(open(*again, make_connect("x2", protocol_version::v5, "alice", "secret")).code == reason_code::success);
     }
@@ -341,29 +344,43 @@ TEST_CASE("MQTT-4.12 enhanced authentication: challenge and success or failure o
     }
     {
         // Anything but AUTH during the exchange is a protocol error.
-        auto c = r.broker.connect();
-        connect conn = make_connect("x4", protocol_version::v5);
-        conn.props.authentication_method = "PING";
-        c->version = protocol_version::v5;
-        c->send(protocol_version::v5, conn);
+        auto c = start_exchange("x4");
         expect<auth>(*c);
         c->send(protocol_version::v5, pingreq{});
         CHECK(expect<connack>(*c).code == reason_code::protocol_error);
         CHECK(c->closed());
+        CHECK(id_is_free("x4"));
     }
     {
         // A client may give up with DISCONNECT instead (3.1.2.11.9): closed, no CONNACK.
-        auto c = r.broker.connect();
-        connect conn = make_connect("x5", protocol_version::v5);
-        conn.props.authentication_method = "PING";
-        c->version = protocol_version::v5;
-        c->send(protocol_version::v5, conn);
+        auto c = start_exchange("x5");
         expect<auth>(*c);
         c->send(protocol_version::v5, disconnect{});
         CHECK(c->closed());
         CHECK_FALSE(c->receive().has_value());
+        CHECK(id_is_free("x5"));
         auto again = r.broker.connect(1);
         CHECK(open(*again, make_connect("x5", protocol_version::v5, "alice", "secret")).code == reason_code::success);
+    }
+    {
+        // Authenticated, then refused for its Will (user "exchanged" may publish nothing).
+        will_message will;
+        will.topic = "sensors/bob/status";
+        will.payload = "gone";
+        auto c = start_exchange("x6", will);
+        expect<auth>(*c);
+        c->send(protocol_version::v5, answer("pong"));
+        CHECK(expect<connack>(*c).code == reason_code::not_authorized);
+        CHECK(c->closed());
+        CHECK(id_is_free("x6"));
+    }
+    {
+        // Silent after the challenge: closed at the connect timeout.
+        auto c = start_exchange("x7");
+        expect<auth>(*c);
+        r.broker.advance(std::chrono::seconds(11));
+        CHECK(c->closed());
+        CHECK(id_is_free("x7"));
     }
 }
 
