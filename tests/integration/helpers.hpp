@@ -64,6 +64,17 @@ inline wire::props session_expiry(std::uint32_t seconds) {
     return p;
 }
 
+// CONNECT of a session that outlives its connection: Clean Session/Start 0 and, for v5,
+// a Session Expiry Interval (3.1.1 sessions never expire).
+inline wire::connect_spec persistent_spec(std::uint8_t version, std::string client_id, std::uint32_t v5_expiry) {
+    wire::connect_spec spec;
+    spec.version = version;
+    spec.client_id = std::move(client_id);
+    spec.clean = false;
+    if (version == wire::v5) spec.properties = session_expiry(v5_expiry);
+    return spec;
+}
+
 inline mqtt::properties paho_session_expiry(int seconds) {
     return mqtt::properties{{mqtt::property::SESSION_EXPIRY_INTERVAL, seconds}};
 }

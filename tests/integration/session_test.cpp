@@ -72,11 +72,7 @@ TEST_CASE("[MQTT-4.4.0-1] [MQTT-3.3.1-1] unacknowledged QoS 1 messages are resen
     for (std::uint8_t ver : {wire::v311, wire::v5}) {
         INFO("subscriber " << raw_version_name(ver));
         std::string id = std::string("redeliver-") + raw_version_name(ver);
-        wire::connect_spec spec;
-        spec.version = ver;
-        spec.client_id = id;
-        spec.clean = false;
-        if (ver == wire::v5) spec.properties = session_expiry(300);
+        const wire::connect_spec spec = persistent_spec(ver, id, 300);
 
         std::vector<std::uint16_t> ids;
         {
@@ -121,11 +117,7 @@ TEST_CASE("[MQTT-4.4.0-1] QoS 2 on resume: PUBLISH resent with DUP before PUBREC
     for (std::uint8_t ver : {wire::v311, wire::v5}) {
         INFO("subscriber " << raw_version_name(ver));
         std::string id = std::string("qos2-resume-") + raw_version_name(ver);
-        wire::connect_spec spec;
-        spec.version = ver;
-        spec.client_id = id;
-        spec.clean = false;
-        if (ver == wire::v5) spec.properties = session_expiry(300);
+        const wire::connect_spec spec = persistent_spec(ver, id, 300);
 
         wire::publish_view a, b;
         {
@@ -238,12 +230,7 @@ TEST_CASE("[MQTT-3.1.4-3] session takeover: the old v5 connection gets DISCONNEC
             first.connect(old_ver, id, false, old_ver == wire::v5 ? session_expiry(60) : wire::props{});
             first.subscribe("takeover/" + id, wire::sub_options(1));
             raw_client second(broker);
-            wire::connect_spec spec;
-            spec.version = new_ver;
-            spec.client_id = id;
-            spec.clean = false;
-            if (new_ver == wire::v5) spec.properties = session_expiry(60);
-            auto ack = second.connect(spec);
+            auto ack = second.connect(persistent_spec(new_ver, id, 60));
             REQUIRE(ack.reason == 0);
             CHECK(ack.session_present);  // [MQTT-3.2.2-2] the session moved to the new connection
             auto r = first.read();
